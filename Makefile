@@ -1,0 +1,78 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else here serves them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages: the age tool (interoperability tests), Chromium (browser tests),
+# Pango and fonts (WeasyPrint PDFs).
+SYSTEM_PACKAGES := age chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+SYSTEM_COMMANDS := age age-keygen chromium
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench clean
+
+run: venv
+	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --no-input
+	DJANGO_DEBUG=true $(BIN)/python manage.py demo
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
+	DJANGO_DEBUG=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+test: venv system-deps lint pytest
+
+pytest: venv system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock requirements-dev.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
+	touch $(STAMP)
+
+# Installs the Debian packages when run as root with apt; otherwise names what is missing.
+system-deps:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for p in libpango-1.0-0 libpangoft2-1.0-0; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing system packages: $(SYSTEM_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "Missing system packages:$$missing. Install the Debian packages: $(SYSTEM_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+# Recompute both lock files from requirements*.in (needs network access to PyPI).
+lock: venv
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras -o requirements.lock requirements.in
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.lock requirements-dev.in
+
+# `manage.py check --deploy` with a complete (fake but well-formed) production environment.
+check-deploy: venv
+	env DJANGO_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" DJANGO_ALLOWED_HOSTS=escrow.example.com \
+	  DJANGO_SECURE=true DATABASE_URL=postgres://escrow@db.example.com:5432/escrow \
+	  CELERY_BROKER_URL=redis://broker.example.com:6379/0 ESCROW_SITES=primary,replica \
+	  ESCROW_SITE_PRIMARY_URL=s3://escrow-primary ESCROW_SITE_PRIMARY_ENDPOINT=https://s3.eu-central-1.amazonaws.com \
+	  ESCROW_SITE_REPLICA_URL=s3://escrow-replica ESCROW_SITE_REPLICA_ENDPOINT=https://s3.other-provider.example \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# Re-take the README's dashboard screenshots with the browser smoke test.
+screenshots: venv system-deps
+	ESCROW_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser -q
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from billing.fees import escrow_fee
+from billing.models.licences import LicenceAgreement
+from escrow import roles
+
+
+def default_fee_rate() -> Decimal:
+    return settings.ESCROW_FEE_RATE
+
+
+class SubscriptionState(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+    ACTIVE = "active", "Active"
+    LAPSED = "lapsed", "Lapsed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A licence has at most one subscription that is not finished.
+OPEN_STATES = [
+    SubscriptionState.REQUESTED,
+    SubscriptionState.AWAITING_PAYMENT,
+    SubscriptionState.ACTIVE,
+]
+
+
+class Subscription(ConcurrentTransitionMixin, models.Model):
+    """A licence's place on the escrow list; the fee is ``fee_rate`` of the licence fee."""
+
+    licence = models.ForeignKey(
+        LicenceAgreement, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    fee_rate = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=default_fee_rate,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="Share of the annual licence fee, e.g. 0.0500 for 5%.",
+    )
+    state = FSMField(
+        max_length=20,
+        choices=SubscriptionState.choices,
+        default=SubscriptionState.REQUESTED,
+        protected=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-id"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["licence"],
+                condition=models.Q(state__in=OPEN_STATES),
+                name="one_open_subscription_per_licence",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escrow subscription for {self.licence}"
+
+    @property
+    def fee(self) -> Decimal:
+        """This year's escrow fee, from the licence's current annual fee."""
+        return escrow_fee(annual_licence_fee=self.licence.annual_fee, rate=self.fee_rate)
+
+    @transition(
+        field=state,
+        source=SubscriptionState.REQUESTED,
+        target=SubscriptionState.AWAITING_PAYMENT,
+        permission=roles.licence_holder_or_staff,
+    )
+    def await_payment(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=SubscriptionState.AWAITING_PAYMENT,
+        target=SubscriptionState.ACTIVE,
+        permission=roles.staff_or_system,
+    )
+    def activate(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=SubscriptionState.ACTIVE,
+        target=SubscriptionState.ACTIVE,
+        permission=roles.staff_or_system,
+    )
+    def renew(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[SubscriptionState.AWAITING_PAYMENT, SubscriptionState.ACTIVE],
+        target=SubscriptionState.LAPSED,
+        permission=roles.system_only,
+    )
+    def lapse(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[*OPEN_STATES, SubscriptionState.LAPSED],
+        target=SubscriptionState.CANCELLED,
+        permission=roles.licence_holder_or_staff,
+    )
+    def cancel(self) -> None:
+        pass

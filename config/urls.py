@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from escrow.access import public
+
+urlpatterns = [
+    path("", public(RedirectView.as_view(url="/portal/", permanent=False)), name="home"),
+    path("admin/", admin.site.urls),
+    path("portal/", include("escrow.portal.urls")),
+    path("notary/", include("notary_portal.urls")),
+]

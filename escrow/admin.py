@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.http import HttpRequest
+
+from escrow.admin_helpers import AuditedAdmin, transition_action
+from escrow.models import (
+    AuditEntry,
+    Deposit,
+    NotaryRecipient,
+    Organisation,
+    Product,
+    ReleaseClaim,
+    User,
+)
+from escrow.services.deposits import deposit_retry
+
+admin.site.site_header = "Software Escrow — staff"
+admin.site.site_title = "Software Escrow staff"
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(AuditedAdmin):
+    list_display = ("name", "kind", "country", "contact_email")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+
+
+class UserCreationForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "full_name", "role", "organisation")
+
+
+class UserEditForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = ("email", "full_name", "role", "organisation", "is_active")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin, AuditedAdmin):
+    form = UserEditForm
+    add_form = UserCreationForm
+    list_display = ("email", "full_name", "role", "organisation", "is_active")
+    search_fields = ("email", "full_name")
+    ordering = ("email",)
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Person", {"fields": ("full_name", "role", "organisation", "is_active")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {"fields": ("email", "full_name", "role", "organisation", "password1", "password2")},
+        ),
+    )
+    readonly_fields = ("last_login", "date_joined")
+    filter_horizontal = ()
+    list_filter = ("role", "is_active")
+
+
+@admin.register(Product)
+class ProductAdmin(AuditedAdmin):
+    list_display = ("name", "slug", "vendor")
+    prepopulated_fields: ClassVar = {"slug": ("name",)}
+
+
+@admin.register(NotaryRecipient)
+class NotaryRecipientAdmin(AuditedAdmin):
+    list_display = ("label", "notary", "public_key", "is_active")
+    list_filter = ("is_active",)
+
+
+class ReadOnlyStateMixin:
+    """Records with a state machine are created and moved only by services and
+    are never deleted; the admin shows them and offers service-backed actions."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in self.model._meta.fields]  # type: ignore[attr-defined]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Deposit)
+class DepositAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
+    list_display = ("product", "version", "state", "archive_size", "created_at")
+    list_filter = ("state", "product")
+    search_fields = ("version", "archive_sha256")
+    actions = (
+        transition_action(
+            deposit_retry, description="Retry failed deposits", object_argument="deposit"
+        ),
+    )
+
+
+@admin.register(ReleaseClaim)
+class ReleaseClaimAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
+    list_display = ("id", "claimant", "product", "condition", "state", "created_at")
+    list_filter = ("state", "condition")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = (
+        "sequence",
+        "created_at",
+        "actor_label",
+        "action",
+        "object_type",
+        "object_id",
+        "from_state",
+        "to_state",
+    )
+    list_filter = ("action",)
+    search_fields = ("actor_label", "action", "object_id", "reason")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,51 @@
+"""Checks that `manage.py check --deploy` adds for this system.
+
+The embedded default (SQLite, in-process tasks, local folders, a key from
+var/) is right on a laptop and wrong in production; these name each one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security, deploy=True)
+def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Error]:
+    errors = []
+    if not settings.SECRET_KEY_FROM_ENVIRONMENT:
+        errors.append(
+            Error(
+                "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is not set; the local key under "
+                "var/ is for development only.",
+                id="escrow.E001",
+            )
+        )
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        errors.append(
+            Error("DATABASE_URL is not set: production runs on PostgreSQL.", id="escrow.E002")
+        )
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        errors.append(
+            Error(
+                "CELERY_BROKER_URL is not set: production runs real Celery workers.",
+                id="escrow.E003",
+            )
+        )
+    local_sites = [site["name"] for site in settings.ESCROW_SITES if site["kind"] != "s3"]
+    if local_sites:
+        errors.append(
+            Error(
+                f"Storage sites {', '.join(local_sites)} are local folders: set ESCROW_SITES to "
+                "S3-compatible buckets.",
+                id="escrow.E004",
+            )
+        )
+    if len(settings.ESCROW_SITES) < 2:
+        errors.append(
+            Error("The vault needs a primary and at least one replica site.", id="escrow.E005")
+        )
+    if settings.DEBUG:
+        errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
+    return errors

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from escrow.models.audit import AuditChainHead, AuditEntry
+from escrow.models.claims import ClaimState, ReleaseClaim, ReleaseCondition
+from escrow.models.deposits import Deposit, DepositState
+from escrow.models.notaries import NotaryRecipient
+from escrow.models.organisations import Organisation, Role, User
+from escrow.models.products import Product
+
+__all__ = [
+    "AuditChainHead",
+    "AuditEntry",
+    "ClaimState",
+    "Deposit",
+    "DepositState",
+    "NotaryRecipient",
+    "Organisation",
+    "Product",
+    "ReleaseClaim",
+    "ReleaseCondition",
+    "Role",
+    "User",
+]

@@ -1,0 +1,55 @@
+"""The customer portal: what a customer organisation may see of its escrow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.decorators import method_decorator
+
+from billing.models import Subscription
+from escrow.access import customer_required, public
+from escrow.forms import CustomerLoginForm
+from escrow.selectors import deposits_visible_to, products_licensed_by
+
+
+@method_decorator(public, name="dispatch")
+class CustomerLoginView(auth_views.LoginView):
+    form_class = CustomerLoginForm
+    template_name = "portal/login.html"
+    redirect_authenticated_user = False
+
+    def get_default_redirect_url(self) -> str:
+        return "/portal/"
+
+
+@method_decorator(public, name="dispatch")
+class CustomerLogoutView(auth_views.LogoutView):
+    next_page = "portal:login"
+
+
+@customer_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    organisation = user.organisation
+    subscriptions = Subscription.objects.filter(licence__customer=organisation).select_related(
+        "licence", "licence__product"
+    )
+    context = {
+        "organisation": organisation,
+        "subscriptions": subscriptions,
+        "deposits": deposits_visible_to(organisation)[:50],
+    }
+    return render(request, "portal/dashboard.html", context)
+
+
+@customer_required
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    user: Any = request.user
+    # Products the organisation does not license are "not found", not "forbidden":
+    # a customer learns nothing about other customers' products.
+    product = get_object_or_404(products_licensed_by(user.organisation), slug=slug)
+    deposits = deposits_visible_to(user.organisation).filter(product=product)
+    return render(request, "portal/product.html", {"product": product, "deposits": deposits})

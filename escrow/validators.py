@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from escrow.vault.age import AgeError, X25519Recipient
+
+
+def validate_age_recipient(value: str) -> None:
+    """Accept only a well-formed X25519 age recipient (``age1...``)."""
+    try:
+        X25519Recipient.from_string(value)
+    except AgeError as error:
+        raise ValidationError(
+            "%(value)s is not an age recipient (age1...): %(reason)s",
+            params={"value": value[:20], "reason": error},
+            code="invalid_age_recipient",
+        ) from error

@@ -1,0 +1,83 @@
+"""The notary portal: the deposit register and the release claims."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import segno
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.utils.safestring import mark_safe
+from django_otp import login as otp_login
+
+from escrow.access import notary_password_checked, notary_required, public
+from escrow.forms import NotaryLoginForm, TotpForm
+from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposit_register
+from notary_portal import services
+
+
+@method_decorator(public, name="dispatch")
+class NotaryLoginView(auth_views.LoginView):
+    form_class = NotaryLoginForm
+    template_name = "notary/login.html"
+
+    def get_default_redirect_url(self) -> str:
+        return "/notary/verify/"
+
+
+@method_decorator(public, name="dispatch")
+class NotaryLogoutView(auth_views.LogoutView):
+    next_page = "notary:login"
+
+
+@notary_password_checked
+def verify(request: HttpRequest) -> HttpResponse:
+    notary: Any = request.user
+    if not services.totp_has_confirmed_device(notary=notary):
+        return redirect("notary:enrol")
+    form = TotpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = services.totp_verify(notary=notary, token=form.cleaned_data["token"])
+        if device is not None:
+            otp_login(request, device)
+            return redirect("notary:dashboard")
+        form.add_error("token", "That code is not valid. Codes change every 30 seconds.")
+    return render(request, "notary/verify.html", {"form": form})
+
+
+@notary_password_checked
+def enrol(request: HttpRequest) -> HttpResponse:
+    notary: Any = request.user
+    if services.totp_has_confirmed_device(notary=notary):
+        return redirect("notary:verify")
+    form = TotpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = services.totp_confirm_enrolment(notary=notary, token=form.cleaned_data["token"])
+        if device is not None:
+            otp_login(request, device)
+            messages.success(request, "Your authenticator is set up.")
+            return redirect("notary:dashboard")
+        form.add_error("token", "That code is not valid. Scan the code again and retry.")
+    device = services.totp_device_for_enrolment(notary=notary)
+    context = {
+        "form": form,
+        # segno writes plain SVG markup (no script, no style attribute), safe under the CSP.
+        "qr_svg": mark_safe(segno.make(device.config_url).svg_inline(scale=4)),
+        "secret": base64.b32encode(device.bin_key).decode().rstrip("="),
+    }
+    return render(request, "notary/enrol.html", context)
+
+
+@notary_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    claims = claims_for_notary()
+    context = {
+        "deposits": deposit_register()[:200],
+        "open_claims": claims.filter(state__in=OPEN_CLAIM_STATES),
+        "closed_claims": claims.exclude(state__in=OPEN_CLAIM_STATES).order_by("-updated_at")[:50],
+    }
+    return render(request, "notary/dashboard.html", context)

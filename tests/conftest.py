@@ -1,0 +1,105 @@
+"""Personas and shared fixtures.
+
+The personas: a vendor with a product, customer organisation A (which
+licenses the product and subscribes) with its user ``subscriber``, customer
+organisation B with its user ``other_customer`` (no licence for the product),
+a ``notary`` with a confirmed TOTP authenticator, and ``staff``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from billing.models import LicenceAgreement
+from config.storage_sites import default_sites
+from escrow.models import Organisation, Product, Role, User
+from tests.factories import LicenceFactory, OrganisationFactory, ProductFactory, UserFactory
+
+REQUIRE_SERVICES = os.environ.get("ESCROW_TEST_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally when a real service is absent; in CI (which sets
+    ESCROW_TEST_REQUIRE_SERVICES=1) the same absence is a failure."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(settings: pytest.FixtureRequest, tmp_path: Path) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.ESCROW_SITES = default_sites(tmp_path / "vault")
+    settings.VAR_DIR = tmp_path / "var"
+
+
+@pytest.fixture
+def vendor(db: None) -> Organisation:
+    return OrganisationFactory(name="Acme Software B.V.", kind=Organisation.Kind.VENDOR)
+
+
+@pytest.fixture
+def product(vendor: Organisation) -> Product:
+    return ProductFactory(vendor=vendor, name="Ledger Pro", slug="ledger-pro")
+
+
+@pytest.fixture
+def organisation_a(db: None) -> Organisation:
+    return OrganisationFactory(name="Northwind Logistics B.V.")
+
+
+@pytest.fixture
+def organisation_b(db: None) -> Organisation:
+    return OrganisationFactory(name="Contoso GmbH", country="DE")
+
+
+@pytest.fixture
+def licence(organisation_a: Organisation, product: Product) -> LicenceAgreement:
+    return LicenceFactory(customer=organisation_a, product=product)
+
+
+@pytest.fixture
+def subscriber(organisation_a: Organisation, licence: LicenceAgreement) -> User:
+    return UserFactory(email="alice@northwind.example", organisation=organisation_a)
+
+
+@pytest.fixture
+def other_customer(organisation_b: Organisation) -> User:
+    return UserFactory(email="carol@contoso.example", organisation=organisation_b)
+
+
+@pytest.fixture
+def notary(db: None) -> User:
+    user = UserFactory(email="notary@notaris.example", role=Role.NOTARY, organisation=None)
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    return UserFactory(email="staff@acme.example", role=Role.STAFF, organisation=None)
+
+
+def signed_in_client(user: User | None, *, second_factor: bool = True) -> Client:
+    """A test client signed in as ``user``; notaries also pass TOTP unless told not to."""
+    client = Client()
+    if user is None:
+        return client
+    client.force_login(user)
+    if user.role == Role.NOTARY and second_factor:
+        device = TOTPDevice.objects.devices_for_user(user, confirmed=True).get()
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+    return client
+
+
+@pytest.fixture
+def client_for() -> Callable[..., Client]:
+    return signed_in_client

@@ -1,0 +1,93 @@
+"""factory_boy factories. Objects with a state machine are created through their
+services, never by writing the state field, so tests see what production sees."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import factory
+from factory.django import DjangoModelFactory
+
+from billing.models import LicenceAgreement, Subscription
+from billing.services import subscription_request
+from escrow.models import Deposit, Organisation, Product, ReleaseClaim, Role, User
+from escrow.services.claims import claim_file
+from escrow.services.deposits import deposit_register
+
+PASSWORD = "correct horse battery staple"
+
+
+class OrganisationFactory(DjangoModelFactory[Organisation]):
+    class Meta:
+        model = Organisation
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Customer {n} B.V.")
+    kind = Organisation.Kind.CUSTOMER
+    country = "NL"
+    contact_email = factory.Sequence(lambda n: f"contact{n}@customer.example")
+
+
+class VendorFactory(OrganisationFactory):
+    name = "Acme Software B.V."
+    kind = Organisation.Kind.VENDOR
+
+
+class UserFactory(DjangoModelFactory[User]):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    full_name = factory.Sequence(lambda n: f"User {n}")
+    role = Role.CUSTOMER
+    organisation = factory.SubFactory(OrganisationFactory)
+
+    @classmethod
+    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
+        return User.objects.create_user(password=PASSWORD, **kwargs)
+
+
+class ProductFactory(DjangoModelFactory[Product]):
+    class Meta:
+        model = Product
+
+    vendor = factory.SubFactory(VendorFactory)
+    name = factory.Sequence(lambda n: f"Product {n}")
+    slug = factory.Sequence(lambda n: f"product-{n}")
+
+
+class LicenceFactory(DjangoModelFactory[LicenceAgreement]):
+    class Meta:
+        model = LicenceAgreement
+
+    customer = factory.SubFactory(OrganisationFactory)
+    product = factory.SubFactory(ProductFactory)
+    annual_fee = Decimal("10000.00")
+    currency = "EUR"
+    start_date = date(2026, 1, 1)
+
+
+def make_subscription(*, licence: LicenceAgreement, actor: User) -> Subscription:
+    return subscription_request(licence=licence, actor=actor)
+
+
+def make_deposit(*, product: Product, version: str = "1.0.0") -> Deposit:
+    content = f"{product.slug}-{version}".encode()
+    return deposit_register(
+        product=product,
+        version=version,
+        archive_sha256=hashlib.sha256(content).hexdigest(),
+        archive_size=len(content),
+    )
+
+
+def make_claim(*, product: Product, filed_by: User, condition: str = "insolvency") -> ReleaseClaim:
+    return claim_file(
+        product=product,
+        filed_by=filed_by,
+        condition=condition,
+        statement="The vendor was declared bankrupt on 1 November.",
+    )

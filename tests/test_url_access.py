@@ -1,0 +1,228 @@
+"""Deny by default: every URL of the project, walked with every role.
+
+ACCESS names, for every URL pattern, what each role gets. A URL added to the
+project without an entry here fails `test_every_url_has_an_access_entry`, so
+nobody can add a door without saying who may use it. The admin site guards
+every page it generates with the same check (`admin_view`), so its generated
+pages share one entry, ``admin:*``; its login and logout pages are listed
+on their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from escrow.models import Deposit, NotaryRecipient
+from escrow.services.audit import audit_record
+from tests.conftest import signed_in_client
+from tests.factories import make_claim, make_deposit, make_subscription
+
+ROLES = ["anonymous", "customer_a", "customer_b", "notary", "notary_password_only", "staff"]
+LOGIN_PATHS = {"/portal/login/", "/notary/login/", "/admin/login/"}
+PUBLIC = dict.fromkeys(ROLES, "ok")
+
+
+def everyone(outcome: str) -> dict[str, str]:
+    return dict.fromkeys(ROLES, outcome)
+
+
+CUSTOMERS_ONLY = {
+    "anonymous": "login",
+    "customer_a": "ok",
+    "customer_b": "ok",
+    "notary": "forbidden",
+    "notary_password_only": "forbidden",
+    "staff": "forbidden",
+}
+NOT_FOR_CUSTOMERS_OR_STAFF = {
+    "anonymous": "login",
+    "customer_a": "forbidden",
+    "customer_b": "forbidden",
+    "staff": "forbidden",
+}
+STAFF_ONLY = everyone("login") | {"staff": "ok"}
+
+ACCESS: dict[str, dict[str, str]] = {
+    "home": everyone("redirect:/portal/"),
+    "portal:login": PUBLIC,
+    "portal:logout": everyone("login"),
+    "portal:dashboard": CUSTOMERS_ONLY,
+    # Only organisation A licenses the sample product; B learns nothing about it.
+    "portal:product": CUSTOMERS_ONLY | {"customer_b": "not_found"},
+    "notary:login": PUBLIC,
+    "notary:logout": everyone("login"),
+    "notary:dashboard": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:verify": NOT_FOR_CUSTOMERS_OR_STAFF | {"notary": "ok", "notary_password_only": "ok"},
+    # Enrolment is closed once a notary has a confirmed authenticator.
+    "notary:enrol": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "redirect:/notary/verify/", "notary_password_only": "redirect:/notary/verify/"},
+    "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
+    # Django sends anyone who is not staff from the admin's logout to its index.
+    "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
+    # Deposits have no public page, so "view on site" has nothing to show even to staff.
+    "admin:view_on_site": STAFF_ONLY | {"staff": "not_found"},
+    # Called without the parameters the admin's own widgets send, it refuses.
+    "admin:autocomplete": STAFF_ONLY | {"staff": "forbidden"},
+    "admin:<catch-all>": STAFF_ONLY | {"staff": "not_found"},
+    # Records that only services create, and the audit log, cannot be added or
+    # deleted by hand, not even by staff.
+    **dict.fromkeys(
+        [
+            "admin:escrow_deposit_add",
+            "admin:escrow_deposit_delete",
+            "admin:escrow_releaseclaim_add",
+            "admin:escrow_releaseclaim_delete",
+            "admin:escrow_auditentry_add",
+            "admin:escrow_auditentry_delete",
+            "admin:billing_subscription_add",
+            "admin:billing_subscription_delete",
+        ],
+        STAFF_ONLY | {"staff": "forbidden"},
+    ),
+    "admin:*": STAFF_ONLY,
+}
+POST_ONLY = {"portal:logout", "notary:logout", "admin:logout"}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # "namespace:name", or "admin:<catch-all>" for the admin's unnamed last pattern
+    pattern: URLPattern
+
+    @property
+    def entry(self) -> str:
+        if self.name in ACCESS:
+            return self.name
+        if self.name.startswith("admin:"):
+            return "admin:*"
+        return self.name
+
+
+def walk(resolver: URLResolver, namespace: str = "") -> Iterator[Route]:
+    for item in resolver.url_patterns:
+        if isinstance(item, URLResolver):
+            inner = ":".join(part for part in (namespace, item.namespace or "") if part)
+            yield from walk(item, inner)
+        elif item.name:
+            yield Route(f"{namespace}:{item.name}" if namespace else item.name, item)
+        elif namespace == "admin":
+            yield Route("admin:<catch-all>", item)
+        else:
+            raise AssertionError(f"unnamed URL pattern {item.pattern} outside the admin")
+
+
+ROUTES = list(walk(get_resolver()))
+
+
+def test_every_url_has_an_access_entry() -> None:
+    missing = [route.name for route in ROUTES if route.entry not in ACCESS]
+    assert not missing, f"URLs without an entry in ACCESS: {missing}"
+    assert all(set(outcomes) == set(ROLES) for outcomes in ACCESS.values())
+
+
+def admin_model_for(route_name: str) -> type[Any] | None:
+    if route_name == "admin:auth_user_password_change":  # named so by Django's UserAdmin
+        return get_user_model()
+    for model in admin.site._registry:
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}_"
+        if route_name.startswith(prefix):
+            return model
+    return None
+
+
+def url_for(route: Route, sample: dict[str, Any]) -> str:
+    if route.name == "admin:<catch-all>":
+        return "/admin/no-such-page/"
+    names = set(route.pattern.pattern.regex.groupindex)
+    kwargs: dict[str, Any] = {}
+    for name in names:
+        if name == "object_id" and route.name == "admin:view_on_site":
+            kwargs[name] = sample["deposit"].pk
+        elif name in ("object_id", "pk", "id"):
+            model = admin_model_for(route.name)
+            assert model is not None, f"no admin model for {route.name}"
+            instance = model._default_manager.order_by("pk").first()
+            assert instance is not None, f"create a sample {model.__name__} for {route.name}"
+            kwargs[name] = instance.pk
+        elif name == "content_type_id":
+            kwargs[name] = ContentType.objects.get_for_model(Deposit).pk
+        elif name == "app_label":
+            kwargs[name] = "escrow"
+        elif name == "slug":
+            kwargs[name] = sample["product"].slug
+        else:
+            raise AssertionError(f"no sample value for <{name}> in {route.name}")
+    return reverse(route.name, kwargs=kwargs)
+
+
+def outcome_of(response: Any) -> str:
+    if response.status_code == 200:
+        return "ok"
+    if response.status_code in (301, 302):
+        path = urlsplit(response["Location"]).path
+        return "login" if path in LOGIN_PATHS else f"redirect:{path}"
+    return {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+        response.status_code, str(response.status_code)
+    )
+
+
+@pytest.fixture
+def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[str, Any]:
+    """One object of every model the admin shows, so each change page has a target."""
+    deposit = make_deposit(product=product)
+    make_claim(product=product, filed_by=subscriber)
+    make_subscription(licence=licence, actor=subscriber)
+    NotaryRecipient.objects.create(
+        notary=notary,
+        label="safe",
+        public_key="age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+    )
+    Group.objects.create(name="Auditors")
+    audit_record(action="test.sample")
+    return {
+        "product": product,
+        "deposit": deposit,
+        "subscriber": subscriber,
+        "other_customer": other_customer,
+        "notary": notary,
+        "staff": staff,
+    }
+
+
+def client_as(role: str, sample: dict[str, Any]) -> Client:
+    users = {
+        "anonymous": None,
+        "customer_a": sample["subscriber"],
+        "customer_b": sample["other_customer"],
+        "notary": sample["notary"],
+        "notary_password_only": sample["notary"],
+        "staff": sample["staff"],
+    }
+    return signed_in_client(users[role], second_factor=role != "notary_password_only")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_exactly_what_the_table_says(role, sample) -> None:
+    assert apps.is_installed("escrow")
+    failures = []
+    for route in ROUTES:
+        client = client_as(role, sample)
+        url = url_for(route, sample)
+        send = client.post if route.entry in POST_ONLY else client.get
+        got = outcome_of(send(url))
+        expected = ACCESS[route.entry][role]
+        if got != expected:
+            failures.append(f"{route.name} {url}: expected {expected}, got {got}")
+    assert not failures, "\n".join(failures)
