@@ -5,6 +5,7 @@ from typing import Any, ClassVar
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
 from escrow.admin_helpers import AuditedAdmin, transition_action
@@ -21,6 +22,10 @@ from escrow.services.deposits import deposit_retry
 
 admin.site.site_header = "Software Escrow — staff"
 admin.site.site_title = "Software Escrow staff"
+# Staff have no customer-portal page to go back to.
+admin.site.site_url = None
+# Permissions follow from a user's role (see User.has_perm); groups would mean nothing.
+admin.site.unregister(Group)
 
 
 @admin.register(Organisation)

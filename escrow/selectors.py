@@ -12,9 +12,16 @@ def products_licensed_by(organisation: Organisation) -> QuerySet[Product]:
     return Product.objects.filter(licences__customer=organisation).distinct()
 
 
+def products_covered_for(organisation: Organisation) -> QuerySet[Product]:
+    """Products the organisation licenses with an active escrow subscription."""
+    return Product.objects.filter(
+        licences__customer=organisation, licences__subscriptions__state="active"
+    ).distinct()
+
+
 def deposits_visible_to(organisation: Organisation) -> QuerySet[Deposit]:
-    """Deposits of the products the organisation licenses (metadata only is shown)."""
-    return Deposit.objects.filter(product__in=products_licensed_by(organisation)).select_related(
+    """Deposits of the products escrow covers for the organisation (metadata only is shown)."""
+    return Deposit.objects.filter(product__in=products_covered_for(organisation)).select_related(
         "product"
     )
 

@@ -18,7 +18,6 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -189,7 +188,6 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         label="safe",
         public_key="age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
     )
-    Group.objects.create(name="Auditors")
     audit_record(action="test.sample")
     return {
         "product": product,

@@ -9,10 +9,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.decorators import method_decorator
 
-from billing.models import Subscription
+from billing.models import LicenceAgreement, Subscription
 from escrow.access import customer_required, public
 from escrow.forms import CustomerLoginForm
-from escrow.selectors import deposits_visible_to, products_licensed_by
+from escrow.selectors import deposits_visible_to, products_covered_for, products_licensed_by
 
 
 @method_decorator(public, name="dispatch")
@@ -34,12 +34,16 @@ class CustomerLogoutView(auth_views.LogoutView):
 def dashboard(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     organisation = user.organisation
-    subscriptions = Subscription.objects.filter(licence__customer=organisation).select_related(
-        "licence", "licence__product"
-    )
+    licences = LicenceAgreement.objects.filter(customer=organisation).select_related("product")
+    newest_subscription = {
+        subscription.licence_id: subscription
+        for subscription in Subscription.objects.filter(licence__customer=organisation).order_by(
+            "created_at", "id"
+        )
+    }
     context = {
         "organisation": organisation,
-        "subscriptions": subscriptions,
+        "licences": [(licence, newest_subscription.get(licence.pk)) for licence in licences],
         "deposits": deposits_visible_to(organisation)[:50],
     }
     return render(request, "portal/dashboard.html", context)
@@ -51,5 +55,7 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     # Products the organisation does not license are "not found", not "forbidden":
     # a customer learns nothing about other customers' products.
     product = get_object_or_404(products_licensed_by(user.organisation), slug=slug)
+    covered = products_covered_for(user.organisation).filter(pk=product.pk).exists()
     deposits = deposits_visible_to(user.organisation).filter(product=product)
-    return render(request, "portal/product.html", {"product": product, "deposits": deposits})
+    context = {"product": product, "covered": covered, "deposits": deposits}
+    return render(request, "portal/product.html", context)

@@ -38,7 +38,10 @@ def audit_record(
     chain head serialises appenders until that transaction ends; audit writes
     are rare next to reads, so the queue stays short."""
     with transaction.atomic():
-        head = AuditChainHead.objects.select_for_update().get(id=1)
+        # Migration 0002 seeds the head; get_or_create only matters after a
+        # test flush. Were the head lost with entries left, the next sequence
+        # number would collide and the append would fail loudly.
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
         entry = AuditEntry(
             sequence=head.sequence + 1,
             created_at=timezone.now(),

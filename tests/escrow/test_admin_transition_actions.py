@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from escrow.models import AuditEntry, Deposit
+from escrow.services.deposits import deposit_fail
+from tests.conftest import signed_in_client
+from tests.factories import make_deposit
+
+
+def retry_through_admin(staff, *deposits: Deposit):
+    return signed_in_client(staff).post(
+        "/admin/escrow/deposit/",
+        {"action": "deposit_retry", "_selected_action": [d.pk for d in deposits]},
+        follow=True,
+    )
+
+
+def test_retrying_a_deposit_that_has_not_failed_is_refused_by_name(product, staff) -> None:
+    deposit = make_deposit(product=product)
+    audit_before = AuditEntry.objects.count()
+    response = retry_through_admin(staff, deposit)
+    shown = [str(message) for message in response.context["messages"]]
+    assert any(
+        "it is 'received'" in text and "only possible from: failed" in text for text in shown
+    )
+    deposit.refresh_from_db()
+    assert deposit.state == "received"
+    assert AuditEntry.objects.count() == audit_before
+
+
+def test_retrying_a_failed_deposit_resumes_it_and_others_still_go_through(product, staff) -> None:
+    failed = make_deposit(product=product, version="1.0.0")
+    deposit_fail(deposit=failed, problem="replica unreachable")
+    untouched = make_deposit(product=product, version="1.0.1")
+    response = retry_through_admin(staff, failed, untouched)
+    shown = " ".join(str(message) for message in response.context["messages"])
+    assert "Retry failed deposits: 1 done." in shown
+    failed.refresh_from_db()
+    untouched.refresh_from_db()
+    assert (failed.state, untouched.state) == ("received", "received")
+    entry = AuditEntry.objects.order_by("-sequence").first()
+    assert entry is not None
+    assert (entry.action, entry.actor, entry.from_state) == ("deposit.retry", staff, "failed")

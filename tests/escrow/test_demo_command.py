@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core import serializers
+from django.core.management import call_command
+from django.db import connection
+
+from billing.models import LicenceAgreement, Subscription
+from escrow.models import AuditEntry, Deposit, NotaryRecipient, Organisation, Product, User
+from escrow.services.audit import audit_chain_verify
+from escrow.vault.age import parse_identity_file
+
+MODELS = [Organisation, User, Product, LicenceAgreement, Subscription, Deposit, NotaryRecipient]
+
+
+def run_demo(tmp_path, password: str = "demo-password-1") -> str:
+    out = io.StringIO()
+    call_command("demo", password=password, identity_file=tmp_path / "notary.txt", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_demo_creates_the_cast_and_prints_every_login(tmp_path) -> None:
+    output = run_demo(tmp_path)
+    assert Organisation.objects.filter(kind="vendor").count() == 1
+    assert Organisation.objects.filter(kind="customer").count() == 2
+    assert Product.objects.count() == 2
+    assert Subscription.objects.get().state == "active"
+    assert set(Deposit.objects.values_list("state", flat=True)) == {"received"}
+    for user in User.objects.all():
+        assert user.email in output
+        assert user.check_password("demo-password-1")
+    assert {"customer", "notary", "staff"} <= set(User.objects.values_list("role", flat=True))
+    assert str(tmp_path / "notary.txt") in output
+    assert audit_chain_verify().intact
+
+
+@pytest.mark.django_db
+def test_demo_is_idempotent(tmp_path) -> None:
+    run_demo(tmp_path)
+    counts = {model: model.objects.count() for model in MODELS}
+    identity = (tmp_path / "notary.txt").read_text()
+    output = run_demo(tmp_path, password="another-password")
+    assert {model: model.objects.count() for model in MODELS} == counts
+    assert (tmp_path / "notary.txt").read_text() == identity
+    assert User.objects.get(email="alice@northwind.example").check_password("another-password")
+    assert "another-password" in output
+
+
+@pytest.mark.django_db
+def test_the_notary_identity_goes_to_the_file_and_never_to_the_database(tmp_path) -> None:
+    run_demo(tmp_path)
+    path = tmp_path / "notary.txt"
+    assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
+    identity = parse_identity_file(path.read_text())[0]
+    secret = identity.to_string()
+    assert NotaryRecipient.objects.get().public_key == identity.recipient().to_string()
+
+    everything = serializers.serialize(
+        "json", [obj for model in [*MODELS, AuditEntry] for obj in model.objects.all()]
+    )
+    assert secret not in everything
+    assert secret.lower() not in everything.lower()
+    with connection.cursor() as cursor:  # and not in any table the ORM does not model
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')
+            assert secret not in repr(cursor.fetchall())
