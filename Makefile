@@ -14,7 +14,7 @@ PORT ?= 8000
 .PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench clean
 
 run: venv
-	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --no-input
+	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --no-input --verbosity 0
 	DJANGO_DEBUG=true $(BIN)/python manage.py demo
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	DJANGO_DEBUG=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
