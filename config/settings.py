@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "django_otp",
     "notary_portal.apps.NotaryAuthenticatorsConfig",  # django_otp.plugins.otp_totp
     "csp",
+    "rest_framework",
+    "drf_spectacular",
     "escrow",
     "billing",
     "notary_portal",
@@ -183,6 +185,22 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- API ------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["escrow.api.authentication.DepositTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Software escrow deposit API",
+    "DESCRIPTION": "For release pipelines: deposit a build's source and follow its state.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
 # --- Mail -----------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -197,6 +215,25 @@ ADMINS = [("Escrow staff", address) for address in env_list("ESCROW_STAFF_EMAILS
 # --- Escrow ---------------------------------------------------------------
 ESCROW_FEE_RATE = env_decimal("ESCROW_FEE_RATE", "0.05")
 ESCROW_SITES = sites_from_env(VAR_DIR / "vault")
+# The system's Ed25519 key signs manifests and acknowledgement receipts: an
+# unencrypted PKCS#8 PEM. Without one, a key is generated once under var/ (the
+# deploy check refuses that in production).
+ESCROW_SIGNING_KEY = env_str("ESCROW_SIGNING_KEY")
+ESCROW_SIGNING_KEY_PATH = VAR_DIR / "signing_key.pem"
+# An optional offline recipient kept in the physical safe; every deposit opens for it too.
+ESCROW_BREAK_GLASS_RECIPIENT = env_str("ESCROW_BREAK_GLASS_RECIPIENT")
+# Where an upload is held while it is checked and sealed: plaintext only ever
+# rests here, in a temporary file removed when the step ends.
+ESCROW_INTAKE_DIR = Path(env_str("ESCROW_INTAKE_DIR", str(VAR_DIR / "intake")))
+ESCROW_MAX_ARCHIVE_BYTES = env_int("ESCROW_MAX_ARCHIVE_BYTES", 8 * 1024**3, minimum=1)
+ESCROW_MAX_MEMBERS = env_int("ESCROW_MAX_MEMBERS", 200_000, minimum=1)
+ESCROW_MAX_EXPANDED_BYTES = env_int("ESCROW_MAX_EXPANDED_BYTES", 64 * 1024**3, minimum=1)
+ESCROW_MAX_EXPANSION_RATIO = env_int("ESCROW_MAX_EXPANSION_RATIO", 200, minimum=1)
+# Download links (certificates, released files) live at most this long: the
+# published policy promises links that expire within an hour.
+ESCROW_LINK_SECONDS = env_int("ESCROW_LINK_SECONDS", 3600, minimum=1, maximum=3600)
+# Trust X-Forwarded-For from this many proxies in front of the app (for token allow-lists).
+ESCROW_TRUSTED_PROXIES = env_int("ESCROW_TRUSTED_PROXIES", 0, minimum=0)
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Software Escrow")
 
 LOGGING = {

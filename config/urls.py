@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
 
 from escrow.access import public
 
@@ -11,4 +12,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("portal/", include("escrow.portal.urls")),
     path("notary/", include("notary_portal.urls")),
+    path("api/", include("escrow.api.urls")),
+    path(
+        "api/schema/",
+        public(SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])),
+        name="api-schema",
+    ),
 ]

@@ -8,10 +8,12 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
+from escrow import admin_tokens  # noqa: F401  (registers the deposit-token admin)
 from escrow.admin_helpers import AuditedAdmin, transition_action
 from escrow.models import (
     AuditEntry,
     Deposit,
+    DepositCopy,
     NotaryRecipient,
     Organisation,
     Product,
@@ -96,11 +98,22 @@ class ReadOnlyStateMixin:
         return False
 
 
+class DepositCopyInline(admin.TabularInline):
+    model = DepositCopy
+    extra = 0
+    can_delete = False
+    readonly_fields = ("site", "kind", "key", "version_id", "sha256", "size", "verified_at")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Deposit)
 class DepositAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
     list_display = ("product", "version", "state", "archive_size", "created_at")
     list_filter = ("state", "product")
     search_fields = ("version", "archive_sha256")
+    inlines = (DepositCopyInline,)
     actions = (
         transition_action(
             deposit_retry, description="Retry failed deposits", object_argument="deposit"

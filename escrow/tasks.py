@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.core.mail import mail_admins
+from django_fsm import can_proceed
 
+from escrow.models import Deposit, DepositState
 from escrow.services.audit import audit_chain_verify as verify_chain
 from escrow.services.audit import audit_record
+from escrow.services.deposits import deposit_fail
+from escrow.services.intake import deposit_store_sealed
+from escrow.services.replication import deposit_replicate_copies
+from escrow.vault.sites import SiteError
 
 logger = logging.getLogger(__name__)
 
@@ -23,3 +30,33 @@ def audit_chain_verify() -> dict[str, object]:
         logger.error("Audit chain broken: %s", report.problem)
         mail_admins("Audit chain broken", f"audit_chain_verify: {report.problem}")
     return {"intact": report.intact, "checked": report.checked, "problem": report.problem}
+
+
+def _retry_or_fail(task: Any, deposit_id: int, step: str, error: SiteError) -> None:
+    """Retry a transient site error with backoff; after the last try, or for any other
+    error, leave the deposit ``failed`` with the reason (never silently dropped)."""
+    if error.transient and task.request.retries < task.max_retries:
+        raise task.retry(exc=error, countdown=min(600, 5 * 2**task.request.retries))
+    deposit = Deposit.objects.filter(pk=deposit_id).first()
+    if deposit is not None and can_proceed(deposit.fail):
+        deposit_fail(deposit=deposit, problem=f"{step}: {error}")
+
+
+@shared_task(bind=True, name="escrow.tasks.deposit_store_task", max_retries=5)
+def deposit_store_task(self: Any, deposit_id: int) -> None:
+    """Store a sealed deposit from the outbox in the primary site."""
+    deposit = Deposit.objects.filter(pk=deposit_id, state=DepositState.SEALED).first()
+    if deposit is not None:
+        deposit_store_sealed(deposit=deposit)
+
+
+@shared_task(bind=True, name="escrow.tasks.deposit_replicate_task", max_retries=8)
+def deposit_replicate_task(self: Any, deposit_id: int) -> None:
+    """Copy a stored deposit to every replica site and verify each copy."""
+    deposit = Deposit.objects.filter(pk=deposit_id, state=DepositState.STORED).first()
+    if deposit is None:
+        return
+    try:
+        deposit_replicate_copies(deposit=deposit)
+    except SiteError as error:
+        _retry_or_fail(self, deposit_id, "replicate", error)

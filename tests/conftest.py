@@ -8,8 +8,9 @@ a ``notary`` with a confirmed TOTP authenticator, and ``staff``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.test import Client
@@ -18,10 +19,18 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.models import LicenceAgreement
 from config.storage_sites import default_sites
-from escrow.models import Organisation, Product, Role, User
+from escrow.models import NotaryRecipient, Organisation, Product, Role, User
+from escrow.vault.age import X25519Identity
+from escrow.vault.keys import system_signing_key
 from tests.factories import LicenceFactory, OrganisationFactory, ProductFactory, UserFactory
 
+if TYPE_CHECKING:
+    from tests.s3server import DeleteGuard
+
 REQUIRE_SERVICES = os.environ.get("ESCROW_TEST_REQUIRE_SERVICES") == "1"
+
+# moto in server mode, S3 helpers, and the guard that refuses every erasing S3 call.
+pytest_plugins = ["tests.s3server"]
 
 
 def skip_or_fail(reason: str) -> None:
@@ -33,10 +42,20 @@ def skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(settings: pytest.FixtureRequest, tmp_path: Path) -> None:
+def _isolated_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ESCROW_SITES = default_sites(tmp_path / "vault")
     settings.VAR_DIR = tmp_path / "var"
+    settings.ESCROW_INTAKE_DIR = tmp_path / "intake"
+    settings.ESCROW_SIGNING_KEY_PATH = tmp_path / "var" / "signing_key.pem"
+    system_signing_key.cache_clear()
+    yield
+    system_signing_key.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_erasing_s3_calls(vault_delete_guard: DeleteGuard) -> None:
+    """Every test fails on any S3 call that could erase an object (see tests/s3server.py)."""
 
 
 @pytest.fixture
@@ -79,6 +98,16 @@ def notary(db: None) -> User:
     user = UserFactory(email="notary@notaris.example", role=Role.NOTARY, organisation=None)
     TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     return user
+
+
+@pytest.fixture
+def notary_identity(notary: User) -> X25519Identity:
+    """The notary's age key pair; its public half is the active seal recipient."""
+    identity = X25519Identity.generate()
+    NotaryRecipient.objects.create(
+        notary=notary, label="office safe", public_key=identity.recipient().to_string()
+    )
+    return identity
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from escrow.models import Deposit, NotaryRecipient
 from escrow.services.audit import audit_record
+from escrow.services.tokens import token_create
 from tests.conftest import signed_in_client
 from tests.factories import make_claim, make_deposit, make_subscription
 
@@ -67,6 +68,11 @@ ACCESS: dict[str, dict[str, str]] = {
     # Enrolment is closed once a notary has a confirmed authenticator.
     "notary:enrol": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "redirect:/notary/verify/", "notary_password_only": "redirect:/notary/verify/"},
+    # The deposit API takes only deposit tokens (tests/escrow/test_deposit_api.py):
+    # no browser session, whatever its role, gets in.
+    "api:deposit-upload": everyone("unauthorized"),
+    "api:deposit-status": everyone("unauthorized"),
+    "api-schema": PUBLIC,
     "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
     # Django sends anyone who is not staff from the admin's logout to its index.
     "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
@@ -87,6 +93,7 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:escrow_auditentry_delete",
             "admin:billing_subscription_add",
             "admin:billing_subscription_delete",
+            "admin:escrow_deposittoken_delete",
         ],
         STAFF_ONLY | {"staff": "forbidden"},
     ),
@@ -159,8 +166,12 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = ContentType.objects.get_for_model(Deposit).pk
         elif name == "app_label":
             kwargs[name] = "escrow"
-        elif name == "slug":
+        elif name in ("slug", "product_slug"):
             kwargs[name] = sample["product"].slug
+        elif name == "version":
+            kwargs[name] = sample["deposit"].version
+        elif name == "deposit_id":
+            kwargs[name] = sample["deposit"].pk
         else:
             raise AssertionError(f"no sample value for <{name}> in {route.name}")
     return reverse(route.name, kwargs=kwargs)
@@ -172,7 +183,7 @@ def outcome_of(response: Any) -> str:
     if response.status_code in (301, 302):
         path = urlsplit(response["Location"]).path
         return "login" if path in LOGIN_PATHS else f"redirect:{path}"
-    return {403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
         response.status_code, str(response.status_code)
     )
 
@@ -189,6 +200,7 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         public_key="age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
     )
     audit_record(action="test.sample")
+    token_create(product=product, label="CI", actor=staff)
     return {
         "product": product,
         "deposit": deposit,

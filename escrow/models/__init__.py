@@ -2,17 +2,21 @@ from __future__ import annotations
 
 from escrow.models.audit import AuditChainHead, AuditEntry
 from escrow.models.claims import ClaimState, ReleaseClaim, ReleaseCondition
-from escrow.models.deposits import Deposit, DepositState
+from escrow.models.deposits import Deposit, DepositAcknowledgement, DepositCopy, DepositState
 from escrow.models.notaries import NotaryRecipient
 from escrow.models.organisations import Organisation, Role, User
 from escrow.models.products import Product
+from escrow.models.tokens import DepositToken
 
 __all__ = [
     "AuditChainHead",
     "AuditEntry",
     "ClaimState",
     "Deposit",
+    "DepositAcknowledgement",
+    "DepositCopy",
     "DepositState",
+    "DepositToken",
     "NotaryRecipient",
     "Organisation",
     "Product",

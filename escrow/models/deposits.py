@@ -45,7 +45,25 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
     version = models.CharField(max_length=100, validators=[version_validator])
     archive_sha256 = models.CharField(max_length=64, validators=[sha256_validator])
     archive_size = models.BigIntegerField(null=True, blank=True)
+    pipeline = models.JSONField(
+        default=dict, blank=True, help_text="What the release pipeline said: commit, build URL."
+    )
     manifest = models.JSONField(default=dict, blank=True)
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+    manifest_signature = models.TextField(blank=True, help_text="Ed25519, base64, system key.")
+    ciphertext_sha256 = models.CharField(max_length=64, blank=True)
+    ciphertext_size = models.BigIntegerField(null=True, blank=True)
+    sealed_for = models.JSONField(
+        default=list, blank=True, help_text="The age recipients the sealed file opens for."
+    )
+    token = models.ForeignKey(
+        "escrow.DepositToken",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deposits",
+        help_text="The pipeline token that deposited it.",
+    )
     state = FSMField(
         max_length=20, choices=DepositState.choices, default=DepositState.RECEIVED, protected=True
     )
@@ -59,13 +77,22 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering: ClassVar = ["-created_at", "-id"]
         constraints: ClassVar = [
+            # Rejected uploads are kept as records, and the pipeline may try the
+            # version again; an accepted version is never deposited twice.
             models.UniqueConstraint(
-                fields=["product", "version"], name="one_deposit_per_product_version"
+                fields=["product", "version"],
+                condition=~models.Q(state="rejected"),
+                name="one_deposit_per_product_version",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.product.slug} {self.version}"
+
+    def object_key(self, kind: str) -> str:
+        """Where a stored part of this deposit lives in every site."""
+        names = {"sealed": "sealed.age", "manifest": "manifest.json", "signature": "manifest.sig"}
+        return f"deposits/{self.product.slug}/{self.pk}/{names[kind]}"
 
     @transition(
         field=state,
@@ -73,8 +100,11 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         target=DepositState.VERIFIED,
         permission=roles.system_only,
     )
-    def verify(self) -> None:
+    def verify(self, *, manifest: dict[str, Any], manifest_sha256: str, signature: str) -> None:
         self.problem = ""
+        self.manifest = manifest
+        self.manifest_sha256 = manifest_sha256
+        self.manifest_signature = signature
 
     @transition(
         field=state,
@@ -82,8 +112,10 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         target=DepositState.SEALED,
         permission=roles.system_only,
     )
-    def seal(self) -> None:
-        pass
+    def seal(self, *, ciphertext_sha256: str, ciphertext_size: int, sealed_for: list[str]) -> None:
+        self.ciphertext_sha256 = ciphertext_sha256
+        self.ciphertext_size = ciphertext_size
+        self.sealed_for = sealed_for
 
     @transition(
         field=state,
@@ -141,3 +173,51 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         resume_at = self.failed_from
         self.failed_from = ""
         return resume_at
+
+
+class DepositCopy(models.Model):
+    """One verified copy of one stored part of a deposit in one storage site."""
+
+    class Kind(models.TextChoices):
+        SEALED = "sealed", "Sealed archive"
+        MANIFEST = "manifest", "Manifest"
+        SIGNATURE = "signature", "Manifest signature"
+
+    deposit = models.ForeignKey(Deposit, on_delete=models.PROTECT, related_name="copies")
+    site = models.CharField(max_length=40)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=512)
+    version_id = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, validators=[sha256_validator])
+    size = models.BigIntegerField()
+    verified_at = models.DateTimeField()
+
+    class Meta:
+        ordering: ClassVar = ["deposit", "site", "kind"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["deposit", "site", "kind"], name="one_copy_per_site"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deposit} {self.kind} at {self.site}"
+
+
+class DepositAcknowledgement(models.Model):
+    """The notary's receipt: it holds the deposit described by this manifest hash.
+
+    The receipt (who, when, which manifest) is signed with the system key, so
+    a copy of it proves the acknowledgement without this database."""
+
+    deposit = models.OneToOneField(
+        Deposit, on_delete=models.PROTECT, related_name="acknowledgement"
+    )
+    notary = models.ForeignKey(
+        "escrow.User", on_delete=models.PROTECT, related_name="acknowledgements"
+    )
+    acknowledged_at = models.DateTimeField()
+    manifest_sha256 = models.CharField(max_length=64, validators=[sha256_validator])
+    receipt = models.JSONField()
+    signature = models.TextField()
+
+    def __str__(self) -> str:
+        return f"Acknowledgement of {self.deposit}"

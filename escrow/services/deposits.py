@@ -5,11 +5,14 @@ from its Celery tasks; this module only records them."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from typing import Any
 
-from escrow.models import Deposit, Product, User
+from django.db import transaction
+from django.utils import timezone
+
+from escrow.models import Deposit, DepositAcknowledgement, DepositState, Product, User
 from escrow.services.audit import audit_record
-from escrow.services.transitions import apply_transition
+from escrow.services.transitions import TransitionRefused, apply_transition
 
 
 def deposit_register(
@@ -39,14 +42,33 @@ def deposit_register(
     return deposit
 
 
-def deposit_verify(*, deposit: Deposit) -> Deposit:
-    """The archive passed every check (system only)."""
-    return apply_transition(deposit, "verify", actor=None)
+def deposit_verify(
+    *, deposit: Deposit, manifest: dict[str, Any], manifest_sha256: str, signature: str
+) -> Deposit:
+    """The archive passed every check and is described by a signed manifest (system only)."""
+    return apply_transition(
+        deposit,
+        "verify",
+        actor=None,
+        manifest=manifest,
+        manifest_sha256=manifest_sha256,
+        signature=signature,
+    )
 
 
-def deposit_seal(*, deposit: Deposit) -> Deposit:
+def deposit_seal(
+    *, deposit: Deposit, ciphertext_sha256: str, ciphertext_size: int, sealed_for: list[str]
+) -> Deposit:
     """The archive was encrypted for the notaries (system only)."""
-    return apply_transition(deposit, "seal", actor=None)
+    return apply_transition(
+        deposit,
+        "seal",
+        actor=None,
+        ciphertext_sha256=ciphertext_sha256,
+        ciphertext_size=ciphertext_size,
+        sealed_for=sealed_for,
+        details={"ciphertext_sha256": ciphertext_sha256, "recipients": sealed_for},
+    )
 
 
 def deposit_store(*, deposit: Deposit) -> Deposit:
@@ -60,8 +82,33 @@ def deposit_replicate(*, deposit: Deposit) -> Deposit:
 
 
 def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
-    """The notary confirms it holds the deposit in its safe."""
-    return apply_transition(deposit, "acknowledge", actor=notary)
+    """The notary confirms it holds the deposit: a receipt over the manifest hash,
+    signed with the system key, is recorded with the transition."""
+    from escrow.vault.keys import system_signing_key
+    from escrow.vault.manifest import sign_manifest
+
+    now = timezone.now()
+    receipt = {
+        "kind": "escrow-deposit-acknowledgement/v1",
+        "deposit": deposit.pk,
+        "product": deposit.product.slug,
+        "version": deposit.version,
+        "manifest_sha256": deposit.manifest_sha256,
+        "ciphertext_sha256": deposit.ciphertext_sha256,
+        "notary": notary.email,
+        "acknowledged_at": now.isoformat(timespec="seconds"),
+    }
+    with transaction.atomic():
+        apply_transition(deposit, "acknowledge", actor=notary, details=receipt)
+        DepositAcknowledgement.objects.create(
+            deposit=deposit,
+            notary=notary,
+            acknowledged_at=now,
+            manifest_sha256=deposit.manifest_sha256,
+            receipt=receipt,
+            signature=sign_manifest(receipt, system_signing_key()),
+        )
+    return deposit
 
 
 def deposit_reject(*, deposit: Deposit, problem: str) -> Deposit:
@@ -75,5 +122,28 @@ def deposit_fail(*, deposit: Deposit, problem: str) -> Deposit:
 
 
 def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> Deposit:
-    """Return a failed deposit to the step that failed (staff or the system)."""
-    return apply_transition(deposit, "retry", actor=actor, reason=reason)
+    """Return a failed deposit to the step that failed and run that step again.
+
+    Only steps that need nothing but what is already sealed can be retried
+    here: storing (from the outbox) and replicating (from the primary). A
+    deposit that failed before it was sealed needs the pipeline to upload the
+    same archive again, which resumes it."""
+    from escrow.tasks import deposit_replicate_task, deposit_store_task
+
+    follow_up = {
+        DepositState.SEALED.value: deposit_store_task,
+        DepositState.STORED.value: deposit_replicate_task,
+    }.get(deposit.failed_from)
+    if deposit.state == DepositState.FAILED and follow_up is None:
+        raise TransitionRefused(
+            f"Deposit #{deposit.pk} failed before it was sealed ({deposit.problem}); "
+            "nothing of it is kept, so the pipeline must upload the same archive again."
+        )
+
+    def queue_follow_up() -> None:
+        if follow_up is not None:
+            follow_up.delay(deposit.pk)
+
+    return apply_transition(
+        deposit, "retry", actor=actor, reason=reason, after_commit=queue_follow_up
+    )

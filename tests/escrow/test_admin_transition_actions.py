@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from escrow.models import AuditEntry, Deposit
-from escrow.services.deposits import deposit_fail
+from escrow.services.deposits import deposit_fail, deposit_seal, deposit_verify
 from tests.conftest import signed_in_client
 from tests.factories import make_deposit
 
@@ -29,14 +29,16 @@ def test_retrying_a_deposit_that_has_not_failed_is_refused_by_name(product, staf
 
 def test_retrying_a_failed_deposit_resumes_it_and_others_still_go_through(product, staff) -> None:
     failed = make_deposit(product=product, version="1.0.0")
-    deposit_fail(deposit=failed, problem="replica unreachable")
+    deposit_verify(deposit=failed, manifest={}, manifest_sha256="a" * 64, signature="s")
+    deposit_seal(deposit=failed, ciphertext_sha256="b" * 64, ciphertext_size=1, sealed_for=[])
+    deposit_fail(deposit=failed, problem="primary unreachable")
     untouched = make_deposit(product=product, version="1.0.1")
     response = retry_through_admin(staff, failed, untouched)
     shown = " ".join(str(message) for message in response.context["messages"])
     assert "Retry failed deposits: 1 done." in shown
     failed.refresh_from_db()
     untouched.refresh_from_db()
-    assert (failed.state, untouched.state) == ("received", "received")
+    assert (failed.state, untouched.state) == ("sealed", "received")
     entry = AuditEntry.objects.order_by("-sequence").first()
     assert entry is not None
     assert (entry.action, entry.actor, entry.from_state) == ("deposit.retry", staff, "failed")

@@ -1,0 +1,66 @@
+"""The system's keys: the Ed25519 signing key and the recipients a deposit is sealed to."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from escrow.models import NotaryRecipient
+from escrow.vault.age import AgeError, X25519Recipient
+from escrow.vault.manifest import (
+    ManifestError,
+    generate_signing_key,
+    load_signing_key,
+    signing_key_pem,
+)
+
+
+class NoNotaryRecipient(Exception):
+    """No active notary key: nothing can be sealed, so nothing is accepted."""
+
+
+@functools.cache
+def system_signing_key() -> Ed25519PrivateKey:
+    """The key from ESCROW_SIGNING_KEY, or a local one generated once under var/."""
+    configured = settings.ESCROW_SIGNING_KEY
+    if configured:
+        try:
+            return load_signing_key(configured.encode())
+        except ManifestError as error:
+            raise ImproperlyConfigured(f"ESCROW_SIGNING_KEY: {error}") from error
+    path = settings.ESCROW_SIGNING_KEY_PATH
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once must not both write a key.
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(signing_key_pem(generate_signing_key()))
+    return load_signing_key(path.read_bytes())
+
+
+def seal_recipients() -> list[X25519Recipient]:
+    """Every active notary recipient, and the break-glass recipient when configured."""
+    keys = list(
+        NotaryRecipient.objects.filter(is_active=True, notary__is_active=True)
+        .order_by("pk")
+        .values_list("public_key", flat=True)
+    )
+    if not keys:
+        raise NoNotaryRecipient(
+            "No active notary key is registered, so no deposit can be sealed. "
+            "Staff add the notary's age recipient in the admin."
+        )
+    if settings.ESCROW_BREAK_GLASS_RECIPIENT:
+        keys.append(settings.ESCROW_BREAK_GLASS_RECIPIENT)
+    try:
+        return [X25519Recipient.from_string(key) for key in keys]
+    except AgeError as error:
+        raise ImproperlyConfigured(f"A seal recipient is not an age recipient: {error}") from error
