@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from escrow.access import public
+from escrow.portal import files
 
 urlpatterns = [
     path("", public(RedirectView.as_view(url="/portal/", permanent=False)), name="home"),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("portal/", include("escrow.portal.urls")),
     path("notary/", include("notary_portal.urls")),
     path("api/", include("escrow.api.urls")),
+    path("deposits/<int:deposit_id>/certificate/", files.certificate, name="certificate"),
+    path("files/certificate/<str:token>/", files.certificate_download, name="certificate-download"),
     path(
         "api/schema/",
         public(SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])),

@@ -1,12 +1,15 @@
 """Demo data for the embedded default: one vendor, two customers, a notary, staff.
 
-Idempotent: running it again finds what exists, creates what is missing and
-sets the demo users' passwords to the ones given."""
+Idempotent: running it again finds what exists, creates what is missing,
+sets the demo users' passwords to the ones given, and replaces the demo
+pipeline token (its secret is only ever shown once)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import tarfile
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -22,8 +25,20 @@ from billing.services import (
     subscription_await_payment,
     subscription_request,
 )
-from escrow.models import Deposit, NotaryRecipient, Organisation, Product, Role, User
-from escrow.services.deposits import deposit_register
+from escrow.models import (
+    Deposit,
+    DepositState,
+    DepositToken,
+    NotaryRecipient,
+    Organisation,
+    Product,
+    Role,
+    User,
+)
+from escrow.services.deposits import deposit_acknowledge
+from escrow.services.intake import deposit_receive
+from escrow.services.replication import deposit_replicate_copies
+from escrow.services.tokens import IssuedToken, token_create, token_revoke
 from escrow.vault.age import X25519Identity, parse_identity_file
 
 DEMO_TOTP_DEVICE = "demo authenticator"
@@ -44,6 +59,66 @@ class DemoResult:
     identity_path: Path | None = None
     notary_recipient: str = ""
     totp_secret: str = ""
+    pipeline_token: str = ""
+    deposits: list[Deposit] = field(default_factory=list)
+
+
+DEMO_TOKEN_LABEL = "demo pipeline"
+
+
+def _demo_token(product: Product, staff: User) -> IssuedToken:
+    """A fresh token each run (a secret is shown only once); the previous demo token goes."""
+    for old in DepositToken.objects.filter(
+        product=product, label=DEMO_TOKEN_LABEL, revoked_at__isnull=True
+    ):
+        token_revoke(token=old, actor=staff, reason="replaced by a new demo token")
+    return token_create(product=product, label=DEMO_TOKEN_LABEL, actor=staff)
+
+
+def _demo_archive(product: Product, version: str) -> bytes:
+    """A small, complete source tree: README, licence, build file, lock file, code."""
+    files = {
+        f"{product.slug}-{version}/README.md": f"# {product.name} {version}\n\nBuild: make\n",
+        f"{product.slug}-{version}/LICENSE": "Proprietary. Held in escrow for licensees.\n",
+        f"{product.slug}-{version}/Makefile": "all:\n\tcc -O2 -o app src/main.c\n",
+        f"{product.slug}-{version}/package-lock.json": '{"lockfileVersion": 3}\n',
+        f"{product.slug}-{version}/src/main.c": f"int main(void) {{ return 0; }} /* {version} */\n",
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1_767_225_600, 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _demo_deposit(token: DepositToken, version: str) -> Deposit:
+    existing = (
+        Deposit.objects.filter(product=token.product, version=version)
+        .exclude(state=DepositState.REJECTED)
+        .first()
+    )
+    if existing is not None:
+        return existing
+    body = _demo_archive(token.product, version)
+    received = deposit_receive(
+        token=token,
+        version=version,
+        body=io.BytesIO(body),
+        claimed_sha256=hashlib.sha256(body).hexdigest(),
+        content_length=len(body),
+        pipeline={"commit": hashlib.sha1(body).hexdigest(), "build_url": "https://ci.example/demo"},
+    )
+    deposit = received.deposit
+    deposit.refresh_from_db()
+    if deposit.state == DepositState.STORED:
+        # The replication task is queued too; running it here means the demo does not
+        # depend on a worker being up. The queued task finds nothing left to do.
+        deposit_replicate_copies(deposit=deposit)
+        deposit.refresh_from_db()
+    return deposit
 
 
 def _organisation(name: str, kind: str, country: str, email: str, vat: str = "") -> Organisation:
@@ -147,17 +222,17 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
         device, _ = TOTPDevice.objects.get_or_create(
             user=notary, name=DEMO_TOTP_DEVICE, defaults={"confirmed": True}
         )
-        # Deposits as records only: sealing, storage and replication come with the vault.
-        for product, version in [(ledger, "1.0.0"), (ledger, "1.1.0"), (fleet, "2.3.1")]:
-            if not Deposit.objects.filter(product=product, version=version).exists():
-                described = f"demo archive of {product.slug} {version}".encode()
-                deposit_register(
-                    product=product,
-                    version=version,
-                    archive_sha256=hashlib.sha256(described).hexdigest(),
-                    archive_size=len(described),
-                    actor_label="demo",
-                )
+
+    # Deposits go through the real pipeline (check, manifest, seal, store,
+    # replicate), outside the transaction above: storage sites are slow I/O.
+    token = _demo_token(ledger, staff)
+    fleet_token = _demo_token(fleet, staff)
+    for deposit_token, version in [(token, "1.0.0"), (token, "1.1.0"), (fleet_token, "2.3.1")]:
+        deposit = _demo_deposit(deposit_token.token, version)
+        if deposit.version == "1.0.0" and deposit.state == DepositState.REPLICATED:
+            deposit_acknowledge(deposit=deposit, notary=notary)
+        result.deposits.append(deposit)
+    result.pipeline_token = token.secret
 
     result.notary_recipient = identity.recipient().to_string()
     result.totp_secret = base64.b32encode(device.bin_key).decode().rstrip("=")

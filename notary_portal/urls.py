@@ -12,4 +12,6 @@ urlpatterns = [
     path("verify/", views.verify, name="verify"),
     path("enrol/", views.enrol, name="enrol"),
     path("", views.dashboard, name="dashboard"),
+    path("deposits/<int:deposit_id>/", views.deposit_detail, name="deposit"),
+    path("deposits/<int:deposit_id>/acknowledge/", views.acknowledge, name="acknowledge"),
 ]

@@ -9,14 +9,18 @@ import segno
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.decorators import method_decorator
 from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
 from escrow.access import notary_password_checked, notary_required, public
 from escrow.forms import NotaryLoginForm, TotpForm
+from escrow.models import DepositAcknowledgement, DepositState
 from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposit_register
+from escrow.services.deposits import deposit_acknowledge
+from escrow.services.transitions import TransitionRefused
 from notary_portal import services
 
 
@@ -76,8 +80,34 @@ def enrol(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     claims = claims_for_notary()
     context = {
+        "awaiting": deposit_register().filter(state=DepositState.REPLICATED).order_by("created_at"),
         "deposits": deposit_register()[:200],
         "open_claims": claims.filter(state__in=OPEN_CLAIM_STATES),
         "closed_claims": claims.exclude(state__in=OPEN_CLAIM_STATES).order_by("-updated_at")[:50],
     }
     return render(request, "notary/dashboard.html", context)
+
+
+@notary_required
+def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
+    deposit = get_object_or_404(deposit_register(), pk=deposit_id)
+    context = {
+        "deposit": deposit,
+        "completeness": deposit.manifest.get("completeness", {}),
+        "copies": deposit.copies.order_by("site", "kind"),
+        "acknowledgement": DepositAcknowledgement.objects.filter(deposit=deposit).first(),
+    }
+    return render(request, "notary/deposit.html", context)
+
+
+@notary_required
+@require_POST
+def acknowledge(request: HttpRequest, deposit_id: int) -> HttpResponse:
+    deposit = get_object_or_404(deposit_register(), pk=deposit_id)
+    try:
+        deposit_acknowledge(deposit=deposit, notary=request.user)  # type: ignore[arg-type]
+    except TransitionRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, f"You acknowledged {deposit.product.name} {deposit.version}.")
+    return redirect("notary:deposit", deposit_id=deposit.pk)

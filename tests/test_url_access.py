@@ -9,6 +9,7 @@ on their own."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from escrow.certificates import certificate_link
 from escrow.models import Deposit, NotaryRecipient
 from escrow.services.audit import audit_record
+from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
 from escrow.services.tokens import token_create
 from tests.conftest import signed_in_client
 from tests.factories import make_claim, make_deposit, make_subscription
@@ -73,6 +76,26 @@ ACCESS: dict[str, dict[str, str]] = {
     "api:deposit-upload": everyone("unauthorized"),
     "api:deposit-status": everyone("unauthorized"),
     "api-schema": PUBLIC,
+    "notary:deposit": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    # The sample deposit is only stored, so acknowledging is refused with a message.
+    "notary:acknowledge": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {
+        "notary": "redirect:/notary/deposits/<id>/",
+        "notary_password_only": "redirect:/notary/verify/",
+    },
+    # Staff, verified notaries and customers whose active subscription covers the
+    # product get a fresh expiring link; organisation A's subscription is only requested.
+    "certificate": {
+        "anonymous": "login",
+        "customer_a": "forbidden",
+        "customer_b": "forbidden",
+        "notary": "redirect:/files/certificate/<token>/",
+        "notary_password_only": "forbidden",
+        "staff": "redirect:/files/certificate/<token>/",
+    },
+    # The expiring link is itself the credential, like a presigned S3 URL.
+    "certificate-download": PUBLIC,
     "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
     # Django sends anyone who is not staff from the admin's logout to its index.
     "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
@@ -99,7 +122,7 @@ ACCESS: dict[str, dict[str, str]] = {
     ),
     "admin:*": STAFF_ONLY,
 }
-POST_ONLY = {"portal:logout", "notary:logout", "admin:logout"}
+POST_ONLY = {"portal:logout", "notary:logout", "admin:logout", "notary:acknowledge"}
 
 
 @dataclass(frozen=True)
@@ -172,6 +195,8 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = sample["deposit"].version
         elif name == "deposit_id":
             kwargs[name] = sample["deposit"].pk
+        elif name == "token":
+            kwargs[name] = sample["certificate_token"]
         else:
             raise AssertionError(f"no sample value for <{name}> in {route.name}")
     return reverse(route.name, kwargs=kwargs)
@@ -182,7 +207,10 @@ def outcome_of(response: Any) -> str:
         return "ok"
     if response.status_code in (301, 302):
         path = urlsplit(response["Location"]).path
-        return "login" if path in LOGIN_PATHS else f"redirect:{path}"
+        if path in LOGIN_PATHS:
+            return "login"
+        path = re.sub(r"^/files/certificate/[^/]+/$", "/files/certificate/<token>/", path)
+        return "redirect:" + re.sub(r"/\d+/", "/<id>/", path)
     return {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
         response.status_code, str(response.status_code)
     )
@@ -192,6 +220,9 @@ def outcome_of(response: Any) -> str:
 def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[str, Any]:
     """One object of every model the admin shows, so each change page has a target."""
     deposit = make_deposit(product=product)
+    deposit_verify(deposit=deposit, manifest={}, manifest_sha256="a" * 64, signature="s")
+    deposit_seal(deposit=deposit, ciphertext_sha256="b" * 64, ciphertext_size=1, sealed_for=[])
+    deposit_store(deposit=deposit)
     make_claim(product=product, filed_by=subscriber)
     make_subscription(licence=licence, actor=subscriber)
     NotaryRecipient.objects.create(
@@ -201,9 +232,11 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     )
     audit_record(action="test.sample")
     token_create(product=product, label="CI", actor=staff)
+    link = certificate_link(deposit=deposit, user=staff)
     return {
         "product": product,
         "deposit": deposit,
+        "certificate_token": link.rstrip("/").rsplit("/", 1)[1],
         "subscriber": subscriber,
         "other_customer": other_customer,
         "notary": notary,

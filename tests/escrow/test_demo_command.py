@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import hashlib
 import io
+import re
+import subprocess
 
 import pytest
 from django.core import serializers
@@ -8,7 +11,15 @@ from django.core.management import call_command
 from django.db import connection
 
 from billing.models import LicenceAgreement, Subscription
-from escrow.models import AuditEntry, Deposit, NotaryRecipient, Organisation, Product, User
+from escrow.models import (
+    AuditEntry,
+    Deposit,
+    DepositToken,
+    NotaryRecipient,
+    Organisation,
+    Product,
+    User,
+)
 from escrow.services.audit import audit_chain_verify
 from escrow.vault.age import parse_identity_file
 
@@ -28,7 +39,8 @@ def test_demo_creates_the_cast_and_prints_every_login(tmp_path) -> None:
     assert Organisation.objects.filter(kind="customer").count() == 2
     assert Product.objects.count() == 2
     assert Subscription.objects.get().state == "active"
-    assert set(Deposit.objects.values_list("state", flat=True)) == {"received"}
+    states = dict(Deposit.objects.values_list("version", "state"))
+    assert states == {"1.0.0": "acknowledged", "1.1.0": "replicated", "2.3.1": "replicated"}
     for user in User.objects.all():
         assert user.email in output
         assert user.check_password("demo-password-1")
@@ -39,7 +51,7 @@ def test_demo_creates_the_cast_and_prints_every_login(tmp_path) -> None:
 
 @pytest.mark.django_db
 def test_demo_is_idempotent(tmp_path) -> None:
-    run_demo(tmp_path)
+    first = run_demo(tmp_path)
     counts = {model: model.objects.count() for model in MODELS}
     identity = (tmp_path / "notary.txt").read_text()
     output = run_demo(tmp_path, password="another-password")
@@ -47,6 +59,14 @@ def test_demo_is_idempotent(tmp_path) -> None:
     assert (tmp_path / "notary.txt").read_text() == identity
     assert User.objects.get(email="alice@northwind.example").check_password("another-password")
     assert "another-password" in output
+    # Each run prints a fresh pipeline token; the one printed before is revoked.
+    old_token = re.search(r"(esc_\w+_\S+)", first).group(1)
+    new_token = re.search(r"(esc_\w+_\S+)", output).group(1)
+    assert old_token != new_token
+    assert (
+        DepositToken.objects.filter(revoked_at__isnull=True, product__slug="ledger-pro").count()
+        == 1
+    )
 
 
 @pytest.mark.django_db
@@ -67,3 +87,15 @@ def test_the_notary_identity_goes_to_the_file_and_never_to_the_database(tmp_path
         for table in connection.introspection.table_names():
             cursor.execute(f'SELECT * FROM "{table}"')
             assert secret not in repr(cursor.fetchall())
+
+
+@pytest.mark.django_db
+def test_a_demo_deposit_opens_with_the_age_tool_and_the_printed_identity(tmp_path) -> None:
+    output = run_demo(tmp_path)
+    command = re.search(r"age -d -i (\S+) (\S+) \| tar tz", output)
+    assert command is not None, output
+    opened = subprocess.run(
+        ["age", "-d", "-i", command.group(1), command.group(2)], capture_output=True, check=True
+    ).stdout
+    deposit = Deposit.objects.get(version="1.0.0")
+    assert hashlib.sha256(opened).hexdigest() == deposit.archive_sha256

@@ -36,3 +36,18 @@ class Command(BaseCommand):
         write(f"Notary TOTP secret (for an authenticator app): {result.totp_secret}")
         write(f"Notary age identity (private key, never in the database): {result.identity_path}")
         write(f"Notary age recipient: {result.notary_recipient}")
+        write("Deposits (sealed for the notary, copied to every site):")
+        for deposit in result.deposits:
+            write(f"  {deposit.product.slug} {deposit.version}: {deposit.get_state_display()}")
+        sealed = _local_sealed_file(result)
+        if sealed:
+            write(f"Open one with the age tool: age -d -i {result.identity_path} {sealed} | tar tz")
+        write(f"Deposit API token for ledger-pro (shown once): {result.pipeline_token}")
+
+
+def _local_sealed_file(result: Any) -> Path | None:
+    """The sealed file of the first demo deposit in a local primary site, if there is one."""
+    primary = settings.ESCROW_SITES[0]
+    if primary["kind"] != "local" or not result.deposits:
+        return None
+    return Path(primary["path"]) / result.deposits[0].object_key("sealed")

@@ -1,0 +1,61 @@
+"""Downloads through links that expire within the hour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
+
+from escrow.access import public
+from escrow.certificates import (
+    CERTIFIABLE_STATES,
+    certificate_from_link,
+    certificate_link,
+    may_see_certificate,
+    render_certificate_pdf,
+)
+from escrow.models import Deposit
+from escrow.services.audit import audit_record
+
+
+@require_GET
+def certificate(request: HttpRequest, deposit_id: int) -> HttpResponse:
+    """Staff, verified notaries and covered customers get a fresh expiring link."""
+    user: Any = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), "/portal/login/")
+    deposit = get_object_or_404(Deposit, pk=deposit_id, state__in=CERTIFIABLE_STATES)
+    if not may_see_certificate(user, deposit):
+        raise PermissionDenied("You may not see this deposit's certificate.")
+    return HttpResponseRedirect(certificate_link(deposit=deposit, user=user))
+
+
+@public
+@require_GET
+def certificate_download(request: HttpRequest, token: str) -> HttpResponse:
+    """The link itself is the credential (like a presigned URL); it names the user it was
+    made for, who must still be allowed to see the deposit when it is used."""
+    found = certificate_from_link(token)
+    if found is None:
+        raise Http404("This link is not valid or has expired; ask for a new one.")
+    deposit, user = found
+    if deposit.state not in CERTIFIABLE_STATES or not _still_allowed(user, deposit):
+        raise Http404("This link is no longer valid.")
+    audit_record(action="deposit.certificate_download", actor=user, target=deposit)
+    response = HttpResponse(render_certificate_pdf(deposit=deposit), content_type="application/pdf")
+    name = f"deposit-{deposit.product.slug}-{deposit.version}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _still_allowed(user: Any, deposit: Deposit) -> bool:
+    # A notary's second factor belongs to a session, not to a link: a notary
+    # stays allowed while active; the other roles are checked as when it was made.
+    if user.role == "notary":
+        return bool(user.is_active)
+    return may_see_certificate(user, deposit)
