@@ -46,6 +46,14 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
         errors.append(
             Error("The vault needs a primary and at least one replica site.", id="escrow.E005")
         )
+    if not settings.ESCROW_SIGNING_KEY:
+        errors.append(
+            Error(
+                "ESCROW_SIGNING_KEY (or ESCROW_SIGNING_KEY_FILE) is not set: manifests and receipts "
+                "would be signed with a key generated under var/.",
+                id="escrow.E007",
+            )
+        )
     if settings.DEBUG:
         errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
     return errors
