@@ -4,9 +4,19 @@ from __future__ import annotations
 import os
 import sys
 
+# `vault encrypt|decrypt|rewrap` work like the age tool and touch no database
+# and no app, so they run without loading Django's apps: that keeps their
+# start-up near the age tool's (see docs/benchmarks.md).
+APP_FREE_COMMANDS = {("vault", "encrypt"), ("vault", "decrypt"), ("vault", "rewrap")}
+
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if tuple(sys.argv[1:3]) in APP_FREE_COMMANDS:
+        from escrow.management.commands.vault import Command
+
+        Command().run_from_argv(sys.argv)
+        return
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

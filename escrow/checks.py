@@ -49,8 +49,8 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
     if not settings.ESCROW_SIGNING_KEY:
         errors.append(
             Error(
-                "ESCROW_SIGNING_KEY (or ESCROW_SIGNING_KEY_FILE) is not set: manifests and receipts "
-                "would be signed with a key generated under var/.",
+                "ESCROW_SIGNING_KEY (or ESCROW_SIGNING_KEY_FILE) is not set: manifests and "
+                "receipts would be signed with a key generated under var/.",
                 id="escrow.E007",
             )
         )
