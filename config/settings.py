@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "escrow.tasks.audit_chain_verify",
         "schedule": 24 * 60 * 60,
     },
+    "vault-reconcile-hourly": {"task": "escrow.tasks.vault_reconcile_task", "schedule": 60 * 60},
+    "vault-scrub-weekly": {"task": "escrow.tasks.vault_scrub_task", "schedule": 7 * 24 * 60 * 60},
 }
 
 # --- API ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from escrow.services.audit import audit_chain_verify as verify_chain
 from escrow.services.audit import audit_record
 from escrow.services.deposits import deposit_fail
 from escrow.services.intake import deposit_store_sealed
-from escrow.services.replication import deposit_replicate_copies
+from escrow.services.replication import deposit_replicate_copies, vault_reconcile, vault_scrub
 from escrow.vault.sites import SiteError
 
 logger = logging.getLogger(__name__)
@@ -60,3 +60,25 @@ def deposit_replicate_task(self: Any, deposit_id: int) -> None:
         deposit_replicate_copies(deposit=deposit)
     except SiteError as error:
         _retry_or_fail(self, deposit_id, "replicate", error)
+
+
+@shared_task(name="escrow.tasks.vault_reconcile_task")
+def vault_reconcile_task() -> dict[str, int]:
+    """Copy anything a site lacks (a crash or an outage missed it); never deletes."""
+    repairs = vault_reconcile()
+    if repairs.problems:
+        logger.error("vault reconcile left problems: %s", repairs.problems)
+        mail_admins("Vault reconcile left problems", "\n".join(repairs.problems))
+    return {"copied": len(repairs.copied), "problems": len(repairs.problems)}
+
+
+@shared_task(name="escrow.tasks.vault_scrub_task")
+def vault_scrub_task() -> dict[str, int]:
+    """Re-hash every stored copy and heal damaged ones from good copies."""
+    repairs = vault_scrub()
+    if repairs.healed or repairs.problems:
+        mail_admins(
+            "Vault scrub found damaged copies",
+            "\n".join([*(f"healed {line}" for line in repairs.healed), *repairs.problems]),
+        )
+    return {"healed": len(repairs.healed), "problems": len(repairs.problems)}

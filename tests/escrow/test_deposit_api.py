@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -257,3 +258,21 @@ def test_the_hash_header_may_be_upper_case_hex(pipeline) -> None:
     body = archives.tar_gz()
     response = pipeline.put("1.0.0", body, sha=archives.sha256(body).upper())
     assert response.status_code == 202
+
+
+def test_a_deposit_also_opens_with_the_break_glass_key(pipeline, settings) -> None:
+    from escrow.vault import age
+
+    break_glass = age.X25519Identity.generate()
+    settings.ESCROW_BREAK_GLASS_RECIPIENT = break_glass.recipient().to_string()
+    body = archives.tar_gz()
+    deposit = Deposit.objects.get(pk=pipeline.put("1.0.0", body).json()["id"])
+    assert deposit.sealed_for == [
+        pipeline.identity.recipient().to_string(),
+        break_glass.recipient().to_string(),
+    ]
+    sealed = Path(settings.ESCROW_SITES[0]["path"]) / deposit.object_key("sealed")
+    opened = io.BytesIO()
+    with sealed.open("rb") as source:
+        age.decrypt(source, opened, [break_glass])
+    assert opened.getvalue() == body
