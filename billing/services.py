@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from billing.models import LicenceAgreement, Subscription
+from billing.models import Invoice, LicenceAgreement, Subscription, SubscriptionState
 from billing.models.subscriptions import OPEN_STATES
+from billing.periods import add_years, period_containing
 from escrow import roles
-from escrow.models import Organisation, Product, User
+from escrow.models import Notification, Organisation, Product, User
 from escrow.services.audit import audit_record
+from escrow.services.notifications import notify
 from escrow.services.transitions import apply_transition
 
 
@@ -74,18 +79,40 @@ def subscription_request(*, licence: LicenceAgreement, actor: User) -> Subscript
 
 
 def subscription_await_payment(*, subscription: Subscription, actor: User) -> Subscription:
-    """The escrow terms were accepted and the first invoice is due."""
-    return apply_transition(subscription, "await_payment", actor=actor)
+    """The escrow terms were accepted (by ``actor``, now) and the first invoice is due."""
+    return apply_transition(
+        subscription, "await_payment", actor=actor, accepted_at=timezone.now(), accepted_by=actor
+    )
 
 
 def subscription_activate(*, subscription: Subscription, actor: User | None) -> Subscription:
-    """Payment in full arrived: the licence is on the escrow list."""
-    return apply_transition(subscription, "activate", actor=actor)
+    """Payment in full arrived: the licence is on the escrow list for the current
+    subscription year (licence anniversary to licence anniversary)."""
+    start, end = period_containing(
+        licence_start=subscription.licence.start_date, today=timezone.localdate()
+    )
+    return apply_transition(
+        subscription,
+        "activate",
+        actor=actor,
+        period_start=start,
+        period_end=end,
+        details={"period_start": start.isoformat(), "period_end": end.isoformat()},
+    )
 
 
 def subscription_renew(*, subscription: Subscription, actor: User | None) -> Subscription:
-    """A new subscription year begins."""
-    return apply_transition(subscription, "renew", actor=actor)
+    """The renewal was paid: the subscription runs one more year from its current end."""
+    current_end = subscription.period_end or timezone.localdate()
+    end = add_years(current_end, 1)
+    return apply_transition(
+        subscription,
+        "renew",
+        actor=actor,
+        period_start=current_end,
+        period_end=end,
+        details={"period_start": current_end.isoformat(), "period_end": end.isoformat()},
+    )
 
 
 def subscription_lapse(*, subscription: Subscription, reason: str) -> Subscription:
@@ -98,3 +125,122 @@ def subscription_cancel(
 ) -> Subscription:
     """The customer or staff end the subscription."""
     return apply_transition(subscription, "cancel", actor=actor, reason=reason)
+
+
+def subscription_subscribe(
+    *, licence: LicenceAgreement, actor: User, accept_terms: bool
+) -> Subscription:
+    """Put a licence on the escrow list: the escrow terms are accepted, the
+    subscription awaits payment and the first year's invoice is issued."""
+    from billing.invoicing import invoice_issue
+
+    if not accept_terms:
+        raise ValidationError(
+            {
+                "accept_terms": "Accept the escrow terms: a released deposit is for your own use "
+                "only and may never be resold."
+            }
+        )
+    with transaction.atomic():
+        subscription = subscription_request(licence=licence, actor=actor)
+        subscription_await_payment(subscription=subscription, actor=actor)
+        period = period_containing(licence_start=licence.start_date, today=timezone.localdate())
+        invoice_issue(
+            customer=licence.customer,
+            vendor=licence.product.vendor,
+            purpose=Invoice.Purpose.SUBSCRIPTION,
+            lines=[_fee_line(subscription, period)],
+            currency=licence.currency,
+            actor=actor,
+            subscription=subscription,
+            period=period,
+        )
+    return subscription
+
+
+def _fee_line(subscription: Subscription, period: tuple[date, date]) -> Any:
+    from billing.invoicing import Line
+
+    licence = subscription.licence
+    percent = (subscription.fee_rate * 100).normalize()
+    return Line(
+        f"Software escrow for {licence.product.name}, {period[0]:%d %b %Y} to "
+        f"{period[1] - timedelta(days=1):%d %b %Y}: {percent}% of the annual licence fee of "
+        f"{licence.currency} {licence.annual_fee}",
+        subscription.fee,
+    )
+
+
+def renewals_due(*, today: date) -> list[Invoice]:
+    """Invoice the next year of every active subscription whose year ends within
+    ESCROW_RENEWAL_NOTICE_DAYS, once. The fee follows the licence fee of today."""
+    from billing.invoicing import invoice_issue
+
+    horizon = today + timedelta(days=settings.ESCROW_RENEWAL_NOTICE_DAYS)
+    issued = []
+    for subscription in Subscription.objects.filter(
+        state=SubscriptionState.ACTIVE, period_end__lte=horizon
+    ).select_related("licence__product__vendor", "licence__customer"):
+        assert subscription.period_end is not None
+        period = (subscription.period_end, add_years(subscription.period_end, 1))
+        if subscription.invoices.filter(
+            purpose=Invoice.Purpose.RENEWAL, period_start=period[0]
+        ).exists():
+            continue
+        with transaction.atomic():
+            invoice = invoice_issue(
+                customer=subscription.licence.customer,
+                vendor=subscription.licence.product.vendor,
+                purpose=Invoice.Purpose.RENEWAL,
+                lines=[_fee_line(subscription, period)],
+                currency=subscription.licence.currency,
+                actor=None,
+                subscription=subscription,
+                period=period,
+            )
+            notify(
+                organisation=subscription.licence.customer,
+                kind=Notification.Kind.RENEWAL_DUE,
+                subject=f"Escrow renewal for {subscription.licence.product.name}",
+                body=(
+                    f"Your escrow subscription for {subscription.licence.product.name} runs until "
+                    f"{period[0]:%d %B %Y}. Invoice {invoice.number} renews it for a year."
+                ),
+            )
+        issued.append(invoice)
+    return issued
+
+
+def lapse_overdue(*, today: date) -> list[Subscription]:
+    """Lapse subscriptions whose invoice is unpaid ESCROW_PAYMENT_GRACE_DAYS past its due
+    date (first year) or past the end of the paid year (renewal)."""
+    grace = timedelta(days=settings.ESCROW_PAYMENT_GRACE_DAYS)
+    lapsed = []
+    candidates = Subscription.objects.filter(
+        state__in=[SubscriptionState.AWAITING_PAYMENT, SubscriptionState.ACTIVE]
+    ).select_related("licence__customer", "licence__product")
+    for subscription in candidates:
+        if subscription.state == SubscriptionState.AWAITING_PAYMENT:
+            first = subscription.invoices.filter(purpose=Invoice.Purpose.SUBSCRIPTION).first()
+            overdue = first is not None and first.due_on + grace < today and not first.is_settled
+            reason = f"invoice {first.number if first else ''} unpaid {grace.days} days after due"
+        else:
+            overdue = (
+                subscription.period_end is not None and subscription.period_end + grace < today
+            )
+            reason = f"renewal unpaid {grace.days} days after the paid year ended"
+        if not overdue:
+            continue
+        with transaction.atomic():
+            subscription_lapse(subscription=subscription, reason=reason)
+            notify(
+                organisation=subscription.licence.customer,
+                kind=Notification.Kind.SUBSCRIPTION_LAPSED,
+                subject=f"Escrow for {subscription.licence.product.name} has lapsed",
+                body=(
+                    f"Your escrow subscription for {subscription.licence.product.name} lapsed: "
+                    f"{reason}. You can no longer claim a release of its source."
+                ),
+            )
+        lapsed.append(subscription)
+    return lapsed

@@ -185,6 +185,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "vault-reconcile-hourly": {"task": "escrow.tasks.vault_reconcile_task", "schedule": 60 * 60},
     "vault-scrub-weekly": {"task": "escrow.tasks.vault_scrub_task", "schedule": 7 * 24 * 60 * 60},
+    "notifications-resend": {
+        "task": "escrow.tasks.notifications_send_pending_task",
+        "schedule": 10 * 60,
+    },
+    "billing-renewals-daily": {"task": "billing.tasks.renewals_due_task", "schedule": 24 * 60 * 60},
+    "billing-lapse-daily": {"task": "billing.tasks.lapse_overdue_task", "schedule": 24 * 60 * 60},
 }
 
 # --- API ------------------------------------------------------------------
@@ -236,6 +242,20 @@ ESCROW_MAX_EXPANSION_RATIO = env_int("ESCROW_MAX_EXPANSION_RATIO", 200, minimum=
 ESCROW_LINK_SECONDS = env_int("ESCROW_LINK_SECONDS", 3600, minimum=1, maximum=3600)
 # Trust X-Forwarded-For from this many proxies in front of the app (for token allow-lists).
 ESCROW_TRUSTED_PROXIES = env_int("ESCROW_TRUSTED_PROXIES", 0, minimum=0)
+# Billing: the vendor's VAT rate at home, payment terms, grace before an unpaid
+# subscription lapses, how early a renewal is invoiced, the fee for a second data
+# export within 12 months, and how long a product may go without a deposit.
+ESCROW_DOMESTIC_VAT_RATE = env_decimal("ESCROW_DOMESTIC_VAT_RATE", "0.21")
+ESCROW_PAYMENT_TERMS_DAYS = env_int("ESCROW_PAYMENT_TERMS_DAYS", 30, minimum=0)
+ESCROW_PAYMENT_GRACE_DAYS = env_int("ESCROW_PAYMENT_GRACE_DAYS", 30, minimum=0)
+ESCROW_RENEWAL_NOTICE_DAYS = env_int("ESCROW_RENEWAL_NOTICE_DAYS", 30, minimum=1)
+ESCROW_EXPORT_FEE = env_decimal("ESCROW_EXPORT_FEE", "250.00")
+ESCROW_EXPORT_FEE_CURRENCY = env_str("ESCROW_EXPORT_FEE_CURRENCY", "EUR")
+ESCROW_INVOICE_PAYMENT_DETAILS = env_str(
+    "ESCROW_INVOICE_PAYMENT_DETAILS",
+    "Bank transfer to IBAN NL00 BANK 0123 4567 89, quoting the invoice number.",
+)
+ESCROW_STALE_DEPOSIT_DAYS = env_int("ESCROW_STALE_DEPOSIT_DAYS", 90, minimum=1)
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Software Escrow")
 
 LOGGING = {

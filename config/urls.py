@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/", include("escrow.api.urls")),
     path("deposits/<int:deposit_id>/certificate/", files.certificate, name="certificate"),
     path("files/certificate/<str:token>/", files.certificate_download, name="certificate-download"),
+    path("files/<str:token>/", files.file_download, name="file-download"),
     path(
         "api/schema/",
         public(SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])),

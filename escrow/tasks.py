@@ -9,11 +9,13 @@ from celery import shared_task
 from django.core.mail import mail_admins
 from django_fsm import can_proceed
 
-from escrow.models import Deposit, DepositState
+from escrow.models import Deposit, DepositState, Notification, StoredFile
 from escrow.services.audit import audit_chain_verify as verify_chain
 from escrow.services.audit import audit_record
 from escrow.services.deposits import deposit_fail
+from escrow.services.files import stored_file_replicate
 from escrow.services.intake import deposit_store_sealed
+from escrow.services.notifications import notification_send, notifications_send_pending
 from escrow.services.replication import deposit_replicate_copies, vault_reconcile, vault_scrub
 from escrow.vault.sites import SiteError
 
@@ -82,3 +84,38 @@ def vault_scrub_task() -> dict[str, int]:
             "\n".join([*(f"healed {line}" for line in repairs.healed), *repairs.problems]),
         )
     return {"healed": len(repairs.healed), "problems": len(repairs.problems)}
+
+
+@shared_task(
+    bind=True,
+    name="escrow.tasks.notification_send_task",
+    max_retries=5,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    retry_jitter=True,
+)
+def notification_send_task(self: Any, notification_id: int) -> None:
+    """Send one notification e-mail; a mail server error is retried with backoff."""
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is not None:
+        notification_send(notification=notification)
+
+
+@shared_task(name="escrow.tasks.notifications_send_pending_task")
+def notifications_send_pending_task() -> int:
+    """Send notifications that a crash or an outage left unsent."""
+    return notifications_send_pending()
+
+
+@shared_task(bind=True, name="escrow.tasks.stored_file_replicate_task", max_retries=8)
+def stored_file_replicate_task(self: Any, stored_file_id: int) -> None:
+    """Copy a stored document to every replica site (reconcile catches what this misses)."""
+    stored = StoredFile.objects.filter(pk=stored_file_id).first()
+    if stored is None:
+        return
+    try:
+        stored_file_replicate(stored=stored)
+    except SiteError as error:
+        if error.transient and self.request.retries < self.max_retries:
+            raise self.retry(exc=error, countdown=min(600, 5 * 2**self.request.retries)) from error
+        logger.error("could not replicate %s: %s", stored.key, error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,10 +24,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from billing.invoicing import Line, invoice_issue
+from billing.models import Invoice
 from escrow.certificates import certificate_link
 from escrow.models import Deposit, NotaryRecipient
 from escrow.services.audit import audit_record
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
+from escrow.services.files import file_link, stored_file_put
 from escrow.services.tokens import token_create
 from tests.conftest import signed_in_client
 from tests.factories import make_claim, make_deposit, make_subscription
@@ -96,6 +100,7 @@ ACCESS: dict[str, dict[str, str]] = {
     },
     # The expiring link is itself the credential, like a presigned S3 URL.
     "certificate-download": PUBLIC,
+    "file-download": PUBLIC,
     "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
     # Django sends anyone who is not staff from the admin's logout to its index.
     "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
@@ -117,6 +122,8 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:billing_subscription_add",
             "admin:billing_subscription_delete",
             "admin:escrow_deposittoken_delete",
+            "admin:billing_invoice_add",
+            "admin:billing_invoice_delete",
         ],
         STAFF_ONLY | {"staff": "forbidden"},
     ),
@@ -195,8 +202,10 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = sample["deposit"].version
         elif name == "deposit_id":
             kwargs[name] = sample["deposit"].pk
-        elif name == "token":
+        elif name == "token" and route.name == "certificate-download":
             kwargs[name] = sample["certificate_token"]
+        elif name == "token":
+            kwargs[name] = sample["file_token"]
         else:
             raise AssertionError(f"no sample value for <{name}> in {route.name}")
     return reverse(route.name, kwargs=kwargs)
@@ -233,7 +242,23 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     audit_record(action="test.sample")
     token_create(product=product, label="CI", actor=staff)
     link = certificate_link(deposit=deposit, user=staff)
+    invoice_issue(
+        customer=licence.customer,
+        vendor=product.vendor,
+        purpose=Invoice.Purpose.DATA_EXPORT,
+        lines=[Line("Export", Decimal("1.00"))],
+        currency="EUR",
+        actor=None,
+    )
+    stored = stored_file_put(
+        key="exports/sample.zip",
+        source=b"PK",
+        purpose="export",
+        content_type="application/zip",
+        filename="sample.zip",
+    )
     return {
+        "file_token": file_link(stored=stored, user=staff).rstrip("/").rsplit("/", 1)[1],
         "product": product,
         "deposit": deposit,
         "certificate_token": link.rstrip("/").rsplit("/", 1)[1],

@@ -1,6 +1,16 @@
 from __future__ import annotations
 
+from billing.models.invoices import Invoice, InvoiceCounter, InvoiceLine, Payment
 from billing.models.licences import Currency, LicenceAgreement
 from billing.models.subscriptions import Subscription, SubscriptionState
 
-__all__ = ["Currency", "LicenceAgreement", "Subscription", "SubscriptionState"]
+__all__ = [
+    "Currency",
+    "Invoice",
+    "InvoiceCounter",
+    "InvoiceLine",
+    "LicenceAgreement",
+    "Payment",
+    "Subscription",
+    "SubscriptionState",
+]

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -52,6 +53,14 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
         default=SubscriptionState.REQUESTED,
         protected=True,
     )
+    terms_accepted_at = models.DateTimeField(null=True, blank=True)
+    terms_accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(
+        null=True, blank=True, help_text="The paid year runs until the day before this date."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -79,8 +88,9 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
         target=SubscriptionState.AWAITING_PAYMENT,
         permission=roles.licence_holder_or_staff,
     )
-    def await_payment(self) -> None:
-        pass
+    def await_payment(self, *, accepted_at: datetime, accepted_by: Any) -> None:
+        self.terms_accepted_at = accepted_at
+        self.terms_accepted_by = accepted_by
 
     @transition(
         field=state,
@@ -88,8 +98,9 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
         target=SubscriptionState.ACTIVE,
         permission=roles.staff_or_system,
     )
-    def activate(self) -> None:
-        pass
+    def activate(self, *, period_start: date | None = None, period_end: date | None = None) -> None:
+        self.period_start = period_start
+        self.period_end = period_end
 
     @transition(
         field=state,
@@ -97,8 +108,9 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
         target=SubscriptionState.ACTIVE,
         permission=roles.staff_or_system,
     )
-    def renew(self) -> None:
-        pass
+    def renew(self, *, period_start: date | None = None, period_end: date | None = None) -> None:
+        self.period_start = period_start
+        self.period_end = period_end
 
     @transition(
         field=state,

@@ -3,7 +3,9 @@ from __future__ import annotations
 from escrow.models.audit import AuditChainHead, AuditEntry
 from escrow.models.claims import ClaimState, ReleaseClaim, ReleaseCondition
 from escrow.models.deposits import Deposit, DepositAcknowledgement, DepositCopy, DepositState
+from escrow.models.files import StoredFile
 from escrow.models.notaries import NotaryRecipient
+from escrow.models.notifications import Notification
 from escrow.models.organisations import Organisation, Role, User
 from escrow.models.products import Product
 from escrow.models.tokens import DepositToken
@@ -18,10 +20,12 @@ __all__ = [
     "DepositState",
     "DepositToken",
     "NotaryRecipient",
+    "Notification",
     "Organisation",
     "Product",
     "ReleaseClaim",
     "ReleaseCondition",
     "Role",
+    "StoredFile",
     "User",
 ]

@@ -19,6 +19,7 @@ class Organisation(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. NL.")
     vat_number = models.CharField(max_length=32, blank=True)
+    address = models.TextField(blank=True, help_text="Postal address, as printed on invoices.")
     contact_email = models.EmailField()
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,7 +6,14 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
@@ -20,6 +27,8 @@ from escrow.certificates import (
 )
 from escrow.models import Deposit
 from escrow.services.audit import audit_record
+from escrow.services.files import file_from_link
+from escrow.vault.sites import all_sites
 
 
 @require_GET
@@ -59,3 +68,26 @@ def _still_allowed(user: Any, deposit: Deposit) -> bool:
     if user.role == "notary":
         return bool(user.is_active)
     return may_see_certificate(user, deposit)
+
+
+@public
+@require_GET
+def file_download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A stored document through its expiring link: from an S3 site, a presigned URL
+    that lives no longer than the link; from a local site, streamed by the app."""
+    found = file_from_link(token)
+    if found is None:
+        raise Http404("This link is not valid or has expired; ask for a new one.")
+    stored, user, seconds_left = found
+    audit_record(action="file.download", actor=user, details={"key": stored.key})
+    site = all_sites()[0]
+    if site.kind == "s3":
+        return HttpResponseRedirect(site.presigned_url(stored.key, expires_in=seconds_left))
+    response = FileResponse(
+        site.open(stored.key),
+        content_type=stored.content_type,
+        as_attachment=True,
+        filename=stored.filename,
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response

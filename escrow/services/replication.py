@@ -6,12 +6,13 @@ replaces a damaged copy with a good one and keeps the damaged one aside."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.models import Deposit, DepositCopy, DepositState
+from escrow.models import Deposit, DepositCopy, DepositState, StoredFile
 from escrow.services.deposits import deposit_replicate
 from escrow.vault.sites import SiteError, StorageSiteClient, all_sites
 
@@ -69,38 +70,74 @@ class SiteRepairs:
     problems: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Expected:
+    """An object every site must hold, byte for byte."""
+
+    key: str
+    sha256: str
+    size: int
+    deposit: Deposit | None = None
+    kind: str = ""
+
+
+def _everything_stored() -> Iterator[Expected]:
+    for deposit in Deposit.objects.filter(state__in=STORED_STATES).iterator():
+        for reference in _expected(deposit).values():
+            yield Expected(reference.key, reference.sha256, reference.size, deposit, reference.kind)
+    for stored in StoredFile.objects.iterator():
+        yield Expected(stored.key, stored.sha256, stored.size)
+
+
 def _good_source(
-    sites: list[StorageSiteClient], reference: DepositCopy, exclude: StorageSiteClient
+    sites: list[StorageSiteClient], expected: Expected, exclude: StorageSiteClient
 ) -> StorageSiteClient | None:
     for site in sites:
         if site is exclude:
             continue
         try:
-            if site.hash(reference.key) == reference.sha256:
+            if site.hash(expected.key) == expected.sha256:
                 return site
         except SiteError:
             continue
     return None
 
 
+def _restore(source: StorageSiteClient, target: StorageSiteClient, expected: Expected) -> None:
+    with source.open(expected.key) as stream:
+        stored = target.put(expected.key, stream, sha256=expected.sha256, size=expected.size)
+    if expected.deposit is not None:
+        DepositCopy.objects.update_or_create(
+            deposit=expected.deposit,
+            site=target.name,
+            kind=expected.kind,
+            defaults={
+                "key": expected.key,
+                "version_id": stored.version_id or "",
+                "sha256": expected.sha256,
+                "size": expected.size,
+                "verified_at": timezone.now(),
+            },
+        )
+
+
 def vault_reconcile() -> SiteRepairs:
-    """Copy every stored part that a site lacks from a site holding a good copy."""
+    """Copy every stored object that a site lacks from a site holding a good copy."""
     repairs = SiteRepairs()
     sites = all_sites()
-    for deposit in Deposit.objects.filter(state__in=STORED_STATES).iterator():
-        for reference in _expected(deposit).values():
-            for site in sites:
-                try:
-                    if site.stat(reference.key) is not None:
-                        continue
-                    source = _good_source(sites, reference, exclude=site)
-                    if source is None:
-                        repairs.problems.append(f"{reference.key}: no good copy anywhere")
-                        continue
-                    _copy_between(source, site, deposit, reference)
-                    repairs.copied.append(f"{site.name}:{reference.key}")
-                except SiteError as error:
-                    repairs.problems.append(f"{site.name}:{reference.key}: {error}")
+    for expected in _everything_stored():
+        for site in sites:
+            try:
+                if site.stat(expected.key) is not None:
+                    continue
+                source = _good_source(sites, expected, exclude=site)
+                if source is None:
+                    repairs.problems.append(f"{expected.key}: no good copy anywhere")
+                    continue
+                _restore(source, site, expected)
+                repairs.copied.append(f"{site.name}:{expected.key}")
+            except SiteError as error:
+                repairs.problems.append(f"{site.name}:{expected.key}: {error}")
     return repairs
 
 
@@ -108,28 +145,27 @@ def vault_scrub() -> SiteRepairs:
     """Re-hash every stored copy in every site; heal a damaged copy from a good one."""
     repairs = SiteRepairs()
     sites = all_sites()
-    for deposit in Deposit.objects.filter(state__in=STORED_STATES).iterator():
-        for reference in _expected(deposit).values():
-            for site in sites:
-                try:
-                    if site.stat(reference.key) is None:
-                        repairs.problems.append(
-                            f"{site.name}:{reference.key}: missing (vault reconcile copies it)"
-                        )
-                        continue
-                    if site.hash(reference.key) == reference.sha256:
-                        continue
-                    source = _good_source(sites, reference, exclude=site)
-                    if source is None:
-                        repairs.problems.append(
-                            f"{site.name}:{reference.key}: damaged, and no good copy anywhere"
-                        )
-                        continue
-                    with source.open(reference.key) as stream:
-                        site.replace_corrupt(
-                            reference.key, stream, sha256=reference.sha256, size=reference.size
-                        )
-                    repairs.healed.append(f"{site.name}:{reference.key}")
-                except SiteError as error:
-                    repairs.problems.append(f"{site.name}:{reference.key}: {error}")
+    for expected in _everything_stored():
+        for site in sites:
+            try:
+                if site.stat(expected.key) is None:
+                    repairs.problems.append(
+                        f"{site.name}:{expected.key}: missing (vault reconcile copies it)"
+                    )
+                    continue
+                if site.hash(expected.key) == expected.sha256:
+                    continue
+                source = _good_source(sites, expected, exclude=site)
+                if source is None:
+                    repairs.problems.append(
+                        f"{site.name}:{expected.key}: damaged, and no good copy anywhere"
+                    )
+                    continue
+                with source.open(expected.key) as stream:
+                    site.replace_corrupt(
+                        expected.key, stream, sha256=expected.sha256, size=expected.size
+                    )
+                repairs.healed.append(f"{site.name}:{expected.key}")
+            except SiteError as error:
+                repairs.problems.append(f"{site.name}:{expected.key}: {error}")
     return repairs

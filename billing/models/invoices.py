@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Sum
+
+from billing.models.licences import Currency
+from billing.models.subscriptions import Subscription
+from billing.vat import VatTreatment
+from escrow.models import Organisation
+
+
+class InvoiceCounter(models.Model):
+    """The last invoice number used in a calendar year. Issuers lock the row, so
+    numbers are handed out one at a time, without gaps, even under concurrency."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class Invoice(models.Model):
+    """An issued invoice or credit note. Never edited or deleted once issued (a
+    database trigger refuses it); corrections are credit notes. Whether it is
+    paid follows from its payments, so nothing on it ever changes."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", "Invoice"
+        CREDIT_NOTE = "credit_note", "Credit note"
+
+    class Purpose(models.TextChoices):
+        SUBSCRIPTION = "subscription", "Escrow subscription, first year"
+        RENEWAL = "renewal", "Escrow subscription renewal"
+        DATA_EXPORT = "data_export", "Data export"
+        CORRECTION = "correction", "Correction"
+
+    number = models.CharField(max_length=20, unique=True)
+    year = models.PositiveIntegerField()
+    sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INVOICE)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    customer = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="invoices")
+    vendor = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+    )
+    corrects = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes"
+    )
+    issued_on = models.DateField()
+    due_on = models.DateField()
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    net_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    vat_treatment = models.CharField(max_length=20, choices=VatTreatment.choices)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=4)
+    vat_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    vat_note = models.CharField(max_length=300, blank=True)
+    customer_details = models.JSONField(help_text="The customer as it was when invoiced.")
+    vendor_details = models.JSONField(help_text="The vendor as it was when invoiced.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["-year", "-sequence"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["year", "sequence"], name="one_number_per_year"),
+            models.CheckConstraint(
+                name="invoice_adds_up",
+                condition=models.Q(total=models.F("net_amount") + models.F("vat_amount")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.number}"
+
+    def amount_paid(self) -> Decimal:
+        paid = self.payments.aggregate(total=Sum("amount"))["total"]
+        return paid or Decimal("0.00")
+
+    def amount_credited(self) -> Decimal:
+        credited = self.credit_notes.aggregate(total=Sum("total"))["total"]
+        return -(credited or Decimal("0.00"))
+
+    def amount_due(self) -> Decimal:
+        return self.total - self.amount_credited() - self.amount_paid()
+
+    @property
+    def is_settled(self) -> bool:
+        return self.amount_due() <= 0
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    description = models.CharField(max_length=300)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, help_text="Net, excluding VAT.")
+
+    class Meta:
+        ordering: ClassVar = ["invoice", "position"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="one_line_per_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice.number} #{self.position}"
+
+
+class Payment(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    received_on = models.DateField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["invoice", "received_on"]
+        constraints: ClassVar = [
+            models.CheckConstraint(name="payment_is_positive", condition=models.Q(amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} for {self.invoice.number}"
