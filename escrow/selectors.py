@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from decimal import Decimal
 
-from escrow.models import Deposit, Organisation, Product, ReleaseClaim
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from escrow.models import Deposit, DepositState, Organisation, Product, ReleaseClaim
 from escrow.models.claims import ClaimState
 
 
@@ -44,3 +49,61 @@ OPEN_CLAIM_STATES = [
 def claims_for_notary() -> QuerySet[ReleaseClaim]:
     """Every claim, oldest open claims first (they are the most urgent)."""
     return ReleaseClaim.objects.select_related("claimant", "product").order_by("created_at")
+
+
+@dataclass(frozen=True)
+class DepositRow:
+    deposit: Deposit
+    sites: list[str]
+
+
+@dataclass(frozen=True)
+class CoveredProduct:
+    product: Product
+    deposits: list[DepositRow]
+    latest: Deposit | None
+    age_days: int | None
+    stale: bool
+
+
+def covered_products_overview(organisation: Organisation) -> list[CoveredProduct]:
+    """Each product escrow covers for the organisation, with its deposit history,
+    the sites holding copies, and whether deposits have gone stale."""
+    overview = []
+    today = timezone.now()
+    stale_after = settings.ESCROW_STALE_DEPOSIT_DAYS
+    for product in products_covered_for(organisation).order_by("name"):
+        deposits = list(
+            Deposit.objects.filter(product=product)
+            .exclude(state__in=[DepositState.REJECTED])
+            .prefetch_related("copies")
+            .order_by("-created_at")
+        )
+        rows = [
+            DepositRow(deposit, sorted({copy.site for copy in deposit.copies.all()}))
+            for deposit in deposits
+        ]
+        latest = deposits[0] if deposits else None
+        age = (today - latest.created_at).days if latest else None
+        overview.append(
+            CoveredProduct(
+                product=product,
+                deposits=rows,
+                latest=latest,
+                age_days=age,
+                stale=latest is None or (age is not None and age > stale_after),
+            )
+        )
+    return overview
+
+
+def amounts_due(organisation: Organisation) -> dict[str, Decimal]:
+    """What the organisation owes, by currency."""
+    from billing.models import Invoice
+
+    due: dict[str, Decimal] = {}
+    for invoice in Invoice.objects.filter(customer=organisation, kind=Invoice.Kind.INVOICE):
+        outstanding = invoice.amount_due()
+        if outstanding > 0:
+            due[invoice.currency] = due.get(invoice.currency, Decimal("0.00")) + outstanding
+    return due

@@ -9,10 +9,11 @@ from celery import shared_task
 from django.core.mail import mail_admins
 from django_fsm import can_proceed
 
-from escrow.models import Deposit, DepositState, Notification, StoredFile
+from escrow.models import DataExport, Deposit, DepositState, Notification, StoredFile
 from escrow.services.audit import audit_chain_verify as verify_chain
 from escrow.services.audit import audit_record
 from escrow.services.deposits import deposit_fail
+from escrow.services.exports import export_build, export_fail
 from escrow.services.files import stored_file_replicate
 from escrow.services.intake import deposit_store_sealed
 from escrow.services.notifications import notification_send, notifications_send_pending
@@ -37,7 +38,9 @@ def audit_chain_verify() -> dict[str, object]:
 def _retry_or_fail(task: Any, deposit_id: int, step: str, error: SiteError) -> None:
     """Retry a transient site error with backoff; after the last try, or for any other
     error, leave the deposit ``failed`` with the reason (never silently dropped)."""
-    if error.transient and task.request.retries < task.max_retries:
+    # In-process (eager) tasks run inside the request that queued them: a retry
+    # there would fail that request, so they record the failure for a staff retry.
+    if error.transient and not task.request.is_eager and task.request.retries < task.max_retries:
         raise task.retry(exc=error, countdown=min(600, 5 * 2**task.request.retries))
     deposit = Deposit.objects.filter(pk=deposit_id).first()
     if deposit is not None and can_proceed(deposit.fail):
@@ -116,6 +119,24 @@ def stored_file_replicate_task(self: Any, stored_file_id: int) -> None:
     try:
         stored_file_replicate(stored=stored)
     except SiteError as error:
-        if error.transient and self.request.retries < self.max_retries:
+        if (
+            error.transient
+            and not self.request.is_eager
+            and self.request.retries < self.max_retries
+        ):
             raise self.retry(exc=error, countdown=min(600, 5 * 2**self.request.retries)) from error
+        # The hourly reconcile copies it once the site is back.
         logger.error("could not replicate %s: %s", stored.key, error)
+
+
+@shared_task(name="escrow.tasks.export_build_task")
+def export_build_task(export_id: int) -> None:
+    """Build a requested data export; a storage or disk failure marks it failed."""
+    export = DataExport.objects.filter(pk=export_id, state=DataExport.State.BUILDING).first()
+    if export is None:
+        return
+    try:
+        export_build(export=export)
+    except (SiteError, OSError) as error:
+        logger.exception("data export %s failed", export_id)
+        export_fail(export=export, problem=str(error))

@@ -54,6 +54,22 @@ def _isolated_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _tasks_in_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tasks run in-process, as in the embedded default, even when CI points the
+    settings at Redis: only tests marked ``services`` talk to a real worker. Celery
+    reads its configuration once, so the app's own flag is switched, not the setting."""
+    from config.celery import app
+
+    if request.node.get_closest_marker("services"):
+        yield
+        return
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture(autouse=True)
 def _no_erasing_s3_calls(vault_delete_guard: DeleteGuard) -> None:
     """Every test fails on any S3 call that could erase an object (see tests/s3server.py)."""
 

@@ -27,7 +27,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from billing.invoicing import Line, invoice_issue
 from billing.models import Invoice
 from escrow.certificates import certificate_link
-from escrow.models import Deposit, NotaryRecipient
+from escrow.models import DataExport, Deposit, NotaryRecipient
 from escrow.services.audit import audit_record
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
 from escrow.services.files import file_link, stored_file_put
@@ -101,6 +101,16 @@ ACCESS: dict[str, dict[str, str]] = {
     # The expiring link is itself the credential, like a presigned S3 URL.
     "certificate-download": PUBLIC,
     "file-download": PUBLIC,
+    "portal:subscribe": CUSTOMERS_ONLY | {"customer_b": "not_found"},
+    "portal:cancel-subscription": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/portal/", "customer_b": "not_found"},
+    "portal:invoices": CUSTOMERS_ONLY,
+    "portal:invoice-pdf": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
+    "portal:release-key": CUSTOMERS_ONLY,
+    "portal:exports": CUSTOMERS_ONLY,
+    "portal:export-download": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
     "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
     # Django sends anyone who is not staff from the admin's logout to its index.
     "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
@@ -129,7 +139,13 @@ ACCESS: dict[str, dict[str, str]] = {
     ),
     "admin:*": STAFF_ONLY,
 }
-POST_ONLY = {"portal:logout", "notary:logout", "admin:logout", "notary:acknowledge"}
+POST_ONLY = {
+    "portal:logout",
+    "notary:logout",
+    "admin:logout",
+    "notary:acknowledge",
+    "portal:cancel-subscription",
+}
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,14 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = sample["deposit"].version
         elif name == "deposit_id":
             kwargs[name] = sample["deposit"].pk
+        elif name == "licence_id":
+            kwargs[name] = sample["licence"].pk
+        elif name == "subscription_id":
+            kwargs[name] = sample["subscription"].pk
+        elif name == "number":
+            kwargs[name] = sample["invoice"].number
+        elif name == "export_id":
+            kwargs[name] = sample["export"].pk
         elif name == "token" and route.name == "certificate-download":
             kwargs[name] = sample["certificate_token"]
         elif name == "token":
@@ -219,6 +243,7 @@ def outcome_of(response: Any) -> str:
         if path in LOGIN_PATHS:
             return "login"
         path = re.sub(r"^/files/certificate/[^/]+/$", "/files/certificate/<token>/", path)
+        path = re.sub(r"^/files/[^/]+/$", "/files/<token>/", path)
         return "redirect:" + re.sub(r"/\d+/", "/<id>/", path)
     return {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
         response.status_code, str(response.status_code)
@@ -233,7 +258,7 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     deposit_seal(deposit=deposit, ciphertext_sha256="b" * 64, ciphertext_size=1, sealed_for=[])
     deposit_store(deposit=deposit)
     make_claim(product=product, filed_by=subscriber)
-    make_subscription(licence=licence, actor=subscriber)
+    subscription = make_subscription(licence=licence, actor=subscriber)
     NotaryRecipient.objects.create(
         notary=notary,
         label="safe",
@@ -242,7 +267,7 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     audit_record(action="test.sample")
     token_create(product=product, label="CI", actor=staff)
     link = certificate_link(deposit=deposit, user=staff)
-    invoice_issue(
+    invoice = invoice_issue(
         customer=licence.customer,
         vendor=product.vendor,
         purpose=Invoice.Purpose.DATA_EXPORT,
@@ -257,7 +282,17 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         content_type="application/zip",
         filename="sample.zip",
     )
+    export = DataExport.objects.create(
+        organisation=licence.customer,
+        requested_by=subscriber,
+        state=DataExport.State.READY,
+        stored_file=stored,
+    )
     return {
+        "licence": licence,
+        "subscription": subscription,
+        "invoice": invoice,
+        "export": export,
         "file_token": file_link(stored=stored, user=staff).rstrip("/").rsplit("/", 1)[1],
         "product": product,
         "deposit": deposit,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from escrow.models.audit import AuditChainHead, AuditEntry
 from escrow.models.claims import ClaimState, ReleaseClaim, ReleaseCondition
+from escrow.models.customers import DataExport, ReleaseKey
 from escrow.models.deposits import Deposit, DepositAcknowledgement, DepositCopy, DepositState
 from escrow.models.files import StoredFile
 from escrow.models.notaries import NotaryRecipient
@@ -14,6 +15,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEntry",
     "ClaimState",
+    "DataExport",
     "Deposit",
     "DepositAcknowledgement",
     "DepositCopy",
@@ -25,6 +27,7 @@ __all__ = [
     "Product",
     "ReleaseClaim",
     "ReleaseCondition",
+    "ReleaseKey",
     "Role",
     "StoredFile",
     "User",

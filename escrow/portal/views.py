@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -12,7 +13,14 @@ from django.utils.decorators import method_decorator
 from billing.models import LicenceAgreement, Subscription
 from escrow.access import customer_required, public
 from escrow.forms import CustomerLoginForm
-from escrow.selectors import deposits_visible_to, products_covered_for, products_licensed_by
+from escrow.models import ReleaseKey
+from escrow.selectors import (
+    amounts_due,
+    covered_products_overview,
+    deposits_visible_to,
+    products_covered_for,
+    products_licensed_by,
+)
 
 
 @method_decorator(public, name="dispatch")
@@ -44,7 +52,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "organisation": organisation,
         "licences": [(licence, newest_subscription.get(licence.pk)) for licence in licences],
-        "deposits": deposits_visible_to(organisation)[:50],
+        "covered": covered_products_overview(organisation),
+        "amount_due": amounts_due(organisation),
+        "release_key": ReleaseKey.objects.filter(organisation=organisation).first(),
+        "stale_days": settings.ESCROW_STALE_DEPOSIT_DAYS,
     }
     return render(request, "portal/dashboard.html", context)
 

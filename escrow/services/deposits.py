@@ -10,7 +10,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.models import Deposit, DepositAcknowledgement, DepositState, Product, User
+from escrow.models import (
+    Deposit,
+    DepositAcknowledgement,
+    DepositState,
+    Product,
+    User,
+)
 from escrow.services.audit import audit_record
 from escrow.services.transitions import TransitionRefused, apply_transition
 

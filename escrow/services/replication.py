@@ -122,7 +122,8 @@ def _restore(source: StorageSiteClient, target: StorageSiteClient, expected: Exp
 
 
 def vault_reconcile() -> SiteRepairs:
-    """Copy every stored object that a site lacks from a site holding a good copy."""
+    """Copy every stored object that a site lacks from a site holding a good copy, and
+    mark deposits replicated once every site holds every part."""
     repairs = SiteRepairs()
     sites = all_sites()
     for expected in _everything_stored():
@@ -138,7 +139,19 @@ def vault_reconcile() -> SiteRepairs:
                 repairs.copied.append(f"{site.name}:{expected.key}")
             except SiteError as error:
                 repairs.problems.append(f"{site.name}:{expected.key}: {error}")
+    if not repairs.problems:
+        _finish_replication(sites)
     return repairs
+
+
+def _finish_replication(sites: list[StorageSiteClient]) -> None:
+    """A stored deposit whose replication task gave up is replicated once reconcile has
+    verified a copy of every part in every site."""
+    names = {site.name for site in sites}
+    for deposit in Deposit.objects.filter(state=DepositState.STORED):
+        copies = set(deposit.copies.values_list("site", "kind"))
+        if {(name, kind) for name in names for kind in DepositCopy.Kind.values} <= copies:
+            deposit_replicate(deposit=deposit)
 
 
 def vault_scrub() -> SiteRepairs:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from escrow.models import ReleaseKey
+from escrow.validators import validate_age_recipient
+
+
+class SubscribeForm(forms.Form):
+    accept_terms = forms.BooleanField(
+        required=True,
+        label="We accept the escrow terms: a released deposit is for our own use only, to "
+        "keep running and maintaining the licensed software, and is never resold or passed on.",
+        error_messages={"required": "Accept the escrow terms to subscribe."},
+    )
+
+
+class ReleaseKeyForm(forms.Form):
+    method = forms.ChoiceField(choices=ReleaseKey.Method.choices, widget=forms.RadioSelect)
+    recipient = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="The public key printed by age-keygen, starting with age1.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("method") == ReleaseKey.Method.RECIPIENT:
+            recipient = (data.get("recipient") or "").strip()
+            if not recipient:
+                self.add_error("recipient", "Give the age recipient (age1...) to release to.")
+            else:
+                try:
+                    validate_age_recipient(recipient)
+                except forms.ValidationError as error:
+                    self.add_error("recipient", error)
+                data["recipient"] = recipient
+        return data
+
+
+class ExportForm(forms.Form):
+    accept_fee = forms.BooleanField(required=False)
