@@ -353,4 +353,3 @@ def test_the_command_refuses_bad_input_and_records_nothing(
             stdout=io.StringIO(),
         )
     assert not Payment.objects.exists()
-
