@@ -55,7 +55,7 @@ class DepositTokenAdmin(admin.ModelAdmin):
         return False  # revoke instead: the audit log keeps pointing at the token
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> Any:
-        form = TokenCreationForm(request.POST or None)
+        form = TokenCreationForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             issued = token_create(
                 product=form.cleaned_data["product"],

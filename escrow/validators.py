@@ -7,6 +7,13 @@ from escrow.vault.age import AgeError, X25519Recipient
 
 def validate_age_recipient(value: str) -> None:
     """Accept only a well-formed X25519 age recipient (``age1...``)."""
+    if value.strip().upper().startswith("AGE-SECRET-KEY-"):
+        # Never echo any part of a private key back, not even in an error.
+        raise ValidationError(
+            "That is a private key (AGE-SECRET-KEY-…): keep it secret, and register the "
+            "public key starting with age1 that age-keygen printed instead.",
+            code="private_key_given",
+        )
     try:
         X25519Recipient.from_string(value)
     except AgeError as error:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -28,6 +30,16 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from billing.vat import normalise_vat_number
+
+        try:
+            self.vat_number = normalise_vat_number(self.vat_number, country=self.country)
+        except ValueError as error:
+            raise ValidationError({"vat_number": str(error)}) from error
+        if not re.fullmatch(r"[A-Z]{2}", self.country or ""):
+            raise ValidationError({"country": "Use the two-letter ISO country code, e.g. NL."})
 
 
 class Role(models.TextChoices):

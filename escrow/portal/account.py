@@ -28,7 +28,7 @@ def subscribe(request: HttpRequest, licence_id: int) -> HttpResponse:
     user: Any = request.user
     licence = get_object_or_404(LicenceAgreement, pk=licence_id, customer=user.organisation)
     preview = Subscription(licence=licence)
-    form = SubscribeForm(request.POST or None)
+    form = SubscribeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             subscription_subscribe(licence=licence, actor=user, accept_terms=True)
@@ -82,7 +82,7 @@ def release_key(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     current = ReleaseKey.objects.filter(organisation=user.organisation).first()
     initial = {"method": current.method, "recipient": current.recipient} if current else {}
-    form = ReleaseKeyForm(request.POST or None, initial=initial)
+    form = ReleaseKeyForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             release_key_set(
@@ -102,7 +102,7 @@ def release_key(request: HttpRequest) -> HttpResponse:
 def exports(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     organisation = user.organisation
-    form = ExportForm(request.POST or None)
+    form = ExportForm(request.POST if request.method == "POST" else None)
     fee = export_fee_for(organisation)
     if request.method == "POST" and form.is_valid():
         try:

@@ -35,6 +35,9 @@ class ReleaseKeyForm(forms.Form):
                 try:
                     validate_age_recipient(recipient)
                 except forms.ValidationError as error:
+                    if error.code == "private_key_given":
+                        # The form is shown again: do not put the private key back in it.
+                        self.data = {**self.data, "recipient": ""}
                     self.add_error("recipient", error)
                 data["recipient"] = recipient
         return data

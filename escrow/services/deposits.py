@@ -14,10 +14,13 @@ from escrow.models import (
     Deposit,
     DepositAcknowledgement,
     DepositState,
+    Notification,
+    Organisation,
     Product,
     User,
 )
 from escrow.services.audit import audit_record
+from escrow.services.notifications import notify
 from escrow.services.transitions import TransitionRefused, apply_transition
 
 
@@ -114,6 +117,19 @@ def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
             receipt=receipt,
             signature=sign_manifest(receipt, system_signing_key()),
         )
+        subscribed = Organisation.objects.filter(
+            licences__product=deposit.product, licences__subscriptions__state="active"
+        ).distinct()
+        for organisation in subscribed:
+            notify(
+                organisation=organisation,
+                kind=Notification.Kind.DEPOSIT_ACKNOWLEDGED,
+                subject=f"{deposit.product.name} {deposit.version} is in escrow",
+                body=(
+                    f"The notary acknowledged the deposit of {deposit.product.name} "
+                    f"{deposit.version}: it holds the sealed source in its safe."
+                ),
+            )
     return deposit
 
 

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.invoicing import payment_record
+from billing.models import Invoice
+from billing.services import subscription_subscribe
+from escrow.models import DataExport, User
+from escrow.services.exports import ExportFeeRequired, export_request
+from tests.conftest import signed_in_client
+from tests.factories import LicenceFactory, UserFactory
+
+
+@pytest.fixture
+def two_customers(licence, subscriber, other_customer, product, staff):
+    """Both organisations hold a licence, a subscription and an invoice."""
+    subscription_subscribe(licence=licence, actor=subscriber, accept_terms=True)
+    other_licence = LicenceFactory(customer=other_customer.organisation, product=product)
+    subscription_subscribe(licence=other_licence, actor=other_customer, accept_terms=True)
+    invoice = Invoice.objects.get(customer=subscriber.organisation)
+    payment_record(
+        invoice_number=invoice.number,
+        amount=invoice.total,
+        received_on=timezone.localdate(),
+        actor=staff,
+    )
+    UserFactory(email="bob@northwind.example", organisation=subscriber.organisation)
+    return subscriber, other_customer
+
+
+def request_export(client, captured, **data):
+    with captured(execute=True):
+        return client.post("/portal/exports/", data, follow=True)
+
+
+def download(client, export: DataExport) -> zipfile.ZipFile:
+    link = client.get(f"/portal/exports/{export.pk}/download/")
+    assert link["Location"].startswith("/files/")
+    response = client.get(link["Location"])
+    return zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def test_the_export_holds_every_record_of_the_organisation_and_none_of_another(
+    two_customers, django_capture_on_commit_callbacks
+) -> None:
+    subscriber, other = two_customers
+    client = signed_in_client(subscriber)
+    page = request_export(client, django_capture_on_commit_callbacks)
+    assert "Your export" in page.content.decode()
+    export = DataExport.objects.get(organisation=subscriber.organisation)
+    assert export.state == "ready"
+    archive = download(client, export)
+    names = set(archive.namelist())
+    assert {
+        "README.txt",
+        "data/users.json",
+        "data/licences.json",
+        "data/invoices.json",
+        "data/subscriptions.json",
+        "data/payments.json",
+    } <= names
+
+    def rows(name: str) -> list[dict]:
+        return json.loads(archive.read(f"data/{name}"))
+
+    mine = subscriber.organisation
+    assert {row["fields"]["email"] for row in rows("users.json")} == set(
+        User.objects.filter(organisation=mine).values_list("email", flat=True)
+    )
+    assert all("password" not in row["fields"] for row in rows("users.json"))
+    assert {row["pk"] for row in rows("invoices.json")} == set(
+        Invoice.objects.filter(customer=mine).values_list("pk", flat=True)
+    )
+    assert len(rows("payments.json")) == 1
+    assert {row["fields"]["customer"] for row in rows("licences.json")} == {mine.pk}
+    invoice_pdfs = [name for name in names if name.startswith("invoices/")]
+    assert len(invoice_pdfs) == Invoice.objects.filter(customer=mine).count()
+    assert all(archive.read(name).startswith(b"%PDF") for name in invoice_pdfs)
+
+    everything = b"".join(archive.read(name) for name in names if name.endswith(".json"))
+    assert other.email.encode() not in everything
+    assert other.organisation.name.encode() not in everything
+    other_invoice = Invoice.objects.get(customer=other.organisation)
+    assert other_invoice.number.encode() not in everything
+
+
+def test_a_second_export_within_a_year_shows_its_fee_first(
+    two_customers, django_capture_on_commit_callbacks, settings
+) -> None:
+    settings.ESCROW_EXPORT_FEE = Decimal("250.00")
+    subscriber, _ = two_customers
+    client = signed_in_client(subscriber)
+    request_export(client, django_capture_on_commit_callbacks)
+    assert "costs 250.00" in client.get("/portal/exports/").content.decode()
+    refused = request_export(client, django_capture_on_commit_callbacks)
+    assert "Tick the box to accept the fee" in refused.content.decode()
+    assert DataExport.objects.count() == 1
+    invoices_before = Invoice.objects.count()
+
+    request_export(client, django_capture_on_commit_callbacks, accept_fee="on")
+    second = DataExport.objects.order_by("-pk").first()
+    assert second is not None
+    assert (second.state, second.fee) == ("ready", Decimal("250.00"))
+    assert Invoice.objects.count() == invoices_before + 1
+    assert second.invoice is not None
+    assert second.invoice.purpose == "data_export"
+    assert second.invoice.net_amount == Decimal("250.00")
+
+
+def test_an_export_older_than_twelve_months_makes_the_next_free(two_customers) -> None:
+    subscriber, _ = two_customers
+    first = export_request(actor=subscriber)
+    DataExport.objects.filter(pk=first.pk).update(
+        state="ready", created_at=timezone.now() - timedelta(days=366)
+    )
+    second = export_request(actor=subscriber)
+    assert second.pk != first.pk
+    assert second.fee == Decimal("0.00")
+
+
+def test_a_request_while_one_is_being_built_returns_that_one(two_customers) -> None:
+    subscriber, _ = two_customers
+    first = export_request(actor=subscriber)  # its build is queued for after the commit
+    assert first.state == "building"
+    assert export_request(actor=subscriber).pk == first.pk
+    assert DataExport.objects.count() == 1
+
+
+def test_without_accepting_the_fee_nothing_is_invoiced(two_customers) -> None:
+    subscriber, _ = two_customers
+    first = export_request(actor=subscriber)
+    DataExport.objects.filter(pk=first.pk).update(state="ready")
+    invoices = Invoice.objects.count()
+    with pytest.raises(ExportFeeRequired):
+        export_request(actor=subscriber, accept_fee=False)
+    assert Invoice.objects.count() == invoices
+    assert DataExport.objects.count() == 1
+
+
+def test_another_organisations_export_is_not_found(
+    two_customers, django_capture_on_commit_callbacks
+) -> None:
+    subscriber, other = two_customers
+    request_export(signed_in_client(subscriber), django_capture_on_commit_callbacks)
+    export = DataExport.objects.get()
+    response = signed_in_client(other).get(f"/portal/exports/{export.pk}/download/")
+    assert response.status_code == 404
