@@ -16,14 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from billing.invoicing import payment_record
 from billing.models import LicenceAgreement, Subscription, SubscriptionState
 from billing.services import (
     licence_create,
-    subscription_activate,
-    subscription_await_payment,
-    subscription_request,
+    subscription_subscribe,
 )
 from escrow.models import (
     Deposit,
@@ -176,7 +176,9 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
     result = DemoResult(identity_path=identity_path)
     identity = _notary_identity(identity_path)
     with transaction.atomic():
-        vendor = _organisation("Acme Software B.V.", "vendor", "NL", "legal@acme.example")
+        vendor = _organisation(
+            "Acme Software B.V.", "vendor", "NL", "legal@acme.example", "NL001234567B01"
+        )
         northwind = _organisation(
             "Northwind Logistics B.V.", "customer", "NL", "it@northwind.example"
         )
@@ -208,9 +210,17 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
         _licence(northwind, fleet, "4999.99", staff)
         _licence(contoso, fleet, "8000.00", staff)
         if not Subscription.objects.filter(licence=ledger_licence).exists():
-            subscription = subscription_request(licence=ledger_licence, actor=alice)
-            subscription_await_payment(subscription=subscription, actor=alice)
-            subscription_activate(subscription=subscription, actor=staff)
+            # Subscribed in the portal, invoiced, and paid: as a customer would.
+            subscription = subscription_subscribe(
+                licence=ledger_licence, actor=alice, accept_terms=True
+            )
+            first_invoice = subscription.invoices.get()
+            payment_record(
+                invoice_number=first_invoice.number,
+                amount=first_invoice.total,
+                received_on=timezone.localdate(),
+                actor=staff,
+            )
         assert Subscription.objects.filter(
             licence=ledger_licence, state=SubscriptionState.ACTIVE
         ).exists()
