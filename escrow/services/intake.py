@@ -278,7 +278,9 @@ def _stream_body(body: BinaryIO, file: BinaryIO) -> tuple[str, int, bool]:
 def _check(deposit: Deposit, plaintext: Path) -> bool:
     """Inspect the archive and describe it in a signed manifest; reject it if it is bad."""
     try:
-        report = inspect_archive(plaintext, limits=archive_limits())
+        report = inspect_archive(
+            plaintext, limits=archive_limits(), known_sha256=deposit.archive_sha256
+        )
         manifest = build_manifest(
             product=deposit.product.slug,
             version=deposit.version,

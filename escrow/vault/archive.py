@@ -90,9 +90,14 @@ class ArchiveReport:
         return sum(member.size for member in self.members if member.kind == "file")
 
 
-def inspect_archive(path: Path, *, limits: ArchiveLimits) -> ArchiveReport:
+def inspect_archive(
+    path: Path, *, limits: ArchiveLimits, known_sha256: str | None = None
+) -> ArchiveReport:
     """Inspect the archive at ``path`` and return its report, or raise
-    ``ArchiveRejected`` naming the first problem found (and the member)."""
+    ``ArchiveRejected`` naming the first problem found (and the member).
+
+    ``known_sha256`` spares a second full read when the caller hashed the file
+    while writing it (the upload path does, and checks it against the client's)."""
     size = path.stat().st_size
     if size > limits.max_archive_bytes:
         raise ArchiveRejected(
@@ -101,7 +106,7 @@ def inspect_archive(path: Path, *, limits: ArchiveLimits) -> ArchiveReport:
         )
     with path.open("rb") as file:
         archive_format, compression = _detect_format(file)
-        sha256 = _file_sha256(file)
+        sha256 = known_sha256 or _file_sha256(file)
         tree = MemberTree(limits)
         content_budget = ExpansionBudget(limits, archive_size=size, what="archive")
         if archive_format == "zip":
