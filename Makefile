@@ -65,6 +65,7 @@ lock: venv
 check-deploy: venv
 	env DJANGO_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" DJANGO_ALLOWED_HOSTS=escrow.example.com \
 	  ESCROW_SIGNING_KEY="$$($(BIN)/python -c 'from escrow.vault.manifest import generate_signing_key as g, signing_key_pem as p; print(p(g()).decode())')" \
+	  ESCROW_EVIDENCE_IDENTITY="$$(age-keygen 2>/dev/null)" \
 	  DJANGO_SECURE=true DATABASE_URL=postgres://escrow@db.example.com:5432/escrow \
 	  CELERY_BROKER_URL=redis://broker.example.com:6379/0 ESCROW_SITES=primary,replica \
 	  ESCROW_SITE_PRIMARY_URL=s3://escrow-primary ESCROW_SITE_PRIMARY_ENDPOINT=https://s3.eu-central-1.amazonaws.com \

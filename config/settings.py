@@ -191,6 +191,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "billing-renewals-daily": {"task": "billing.tasks.renewals_due_task", "schedule": 24 * 60 * 60},
     "billing-lapse-daily": {"task": "billing.tasks.lapse_overdue_task", "schedule": 24 * 60 * 60},
+    "claims-contest-elapsed": {
+        "task": "escrow.tasks.claims_contest_elapsed_task",
+        "schedule": 15 * 60,
+    },
 }
 
 # --- API ------------------------------------------------------------------
@@ -222,6 +226,8 @@ ADMINS = [("Escrow staff", address) for address in env_list("ESCROW_STAFF_EMAILS
 
 # --- Escrow ---------------------------------------------------------------
 ESCROW_FEE_RATE = env_decimal("ESCROW_FEE_RATE", "0.05")
+# Where this service is reached, for links in e-mails.
+ESCROW_PUBLIC_URL = env_str("ESCROW_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 ESCROW_SITES = sites_from_env(VAR_DIR / "vault")
 # The system's Ed25519 key signs manifests and acknowledgement receipts: an
 # unencrypted PKCS#8 PEM. Without one, a key is generated once under var/ (the
@@ -256,6 +262,18 @@ ESCROW_INVOICE_PAYMENT_DETAILS = env_str(
     "Bank transfer to IBAN NL00 BANK 0123 4567 89, quoting the invoice number.",
 )
 ESCROW_STALE_DEPOSIT_DAYS = env_int("ESCROW_STALE_DEPOSIT_DAYS", 90, minimum=1)
+# Release claims: the vendor's contest period, and the evidence documents
+# accepted (PDF, PNG, JPEG; checked by content, not by name).
+ESCROW_CONTEST_BUSINESS_DAYS = env_int("ESCROW_CONTEST_BUSINESS_DAYS", 10, minimum=0)
+ESCROW_EVIDENCE_MAX_BYTES = env_int("ESCROW_EVIDENCE_MAX_BYTES", 20 * 1024**2, minimum=1)
+ESCROW_EVIDENCE_MAX_FILES = env_int("ESCROW_EVIDENCE_MAX_FILES", 10, minimum=1)
+# How hard a stored notary identity is to guess at (age scrypt work factor, 2^N).
+ESCROW_IDENTITY_SCRYPT_WORK_FACTOR = env_int("ESCROW_IDENTITY_SCRYPT_WORK_FACTOR", 18, minimum=10)
+# The system's age identity for evidence, so the vendor and the claimant can read
+# what was filed; deposits are never sealed to it. Without one, a key is
+# generated once under var/ (the deploy check refuses that in production).
+ESCROW_EVIDENCE_IDENTITY = env_str("ESCROW_EVIDENCE_IDENTITY")
+ESCROW_EVIDENCE_IDENTITY_PATH = VAR_DIR / "evidence_identity.txt"
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Software Escrow")
 
 LOGGING = {

@@ -54,6 +54,14 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
                 id="escrow.E007",
             )
         )
+    if not settings.ESCROW_EVIDENCE_IDENTITY:
+        errors.append(
+            Error(
+                "ESCROW_EVIDENCE_IDENTITY (or _FILE) is not set: claim evidence would be "
+                "sealed to a key generated under var/.",
+                id="escrow.E008",
+            )
+        )
     if settings.DEBUG:
         errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
     return errors

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
 from escrow.models import Deposit, DepositState, Organisation, Product, ReleaseClaim
@@ -47,8 +47,16 @@ OPEN_CLAIM_STATES = [
 
 
 def claims_for_notary() -> QuerySet[ReleaseClaim]:
-    """Every claim, oldest open claims first (they are the most urgent)."""
-    return ReleaseClaim.objects.select_related("claimant", "product").order_by("created_at")
+    """Every claim, most urgent first: waiting for the notary's decision before waiting
+    on others, then the oldest."""
+    waiting_for_notary = Case(
+        When(state=ClaimState.UNDER_REVIEW, then=Value(0)),
+        When(state=ClaimState.APPROVED, then=Value(1)),
+        default=Value(2),
+    )
+    return ReleaseClaim.objects.select_related("claimant", "product").order_by(
+        waiting_for_notary, "created_at"
+    )
 
 
 @dataclass(frozen=True)

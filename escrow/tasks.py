@@ -7,16 +7,28 @@ from typing import Any
 
 from celery import shared_task
 from django.core.mail import mail_admins
+from django.utils import timezone
 from django_fsm import can_proceed
 
-from escrow.models import DataExport, Deposit, DepositState, Notification, StoredFile
+from escrow.models import (
+    ClaimRelease,
+    ClaimState,
+    DataExport,
+    Deposit,
+    DepositState,
+    Notification,
+    ReleaseClaim,
+    StoredFile,
+)
 from escrow.services.audit import audit_chain_verify as verify_chain
 from escrow.services.audit import audit_record
+from escrow.services.claims import claim_notify_vendor, claims_contest_elapsed
 from escrow.services.deposits import deposit_fail
 from escrow.services.exports import export_build, export_fail
 from escrow.services.files import stored_file_replicate
 from escrow.services.intake import deposit_store_sealed
 from escrow.services.notifications import notification_send, notifications_send_pending
+from escrow.services.releases import release_letter
 from escrow.services.replication import deposit_replicate_copies, vault_reconcile, vault_scrub
 from escrow.vault.sites import SiteError
 
@@ -140,3 +152,25 @@ def export_build_task(export_id: int) -> None:
     except (SiteError, OSError) as error:
         logger.exception("data export %s failed", export_id)
         export_fail(export=export, problem=str(error))
+
+
+@shared_task(name="escrow.tasks.claim_notify_vendor_task")
+def claim_notify_vendor_task(claim_id: int) -> None:
+    """Tell the vendor of a new claim and start its contest period."""
+    claim = ReleaseClaim.objects.filter(pk=claim_id, state=ClaimState.FILED).first()
+    if claim is not None:
+        claim_notify_vendor(claim=claim)
+
+
+@shared_task(name="escrow.tasks.claims_contest_elapsed_task")
+def claims_contest_elapsed_task() -> int:
+    """Move claims whose contest period has ended on to review (exactly once)."""
+    return len(claims_contest_elapsed(now=timezone.now()))
+
+
+@shared_task(name="escrow.tasks.release_letter_task")
+def release_letter_task(release_id: int) -> None:
+    """Render and store the release letter of an approved claim."""
+    release = ClaimRelease.objects.filter(pk=release_id).first()
+    if release is not None:
+        release_letter(release=release)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary_portal import views
+from notary_portal import claims, views
 
 app_name = "notary"
 
@@ -14,4 +14,13 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("deposits/<int:deposit_id>/", views.deposit_detail, name="deposit"),
     path("deposits/<int:deposit_id>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("claims/<int:claim_id>/", claims.claim_detail, name="claim"),
+    path("claims/<int:claim_id>/decide/", claims.decide, name="decide"),
+    path(
+        "claims/<int:claim_id>/evidence/<int:evidence_id>/",
+        claims.claim_evidence,
+        name="claim-evidence",
+    ),
+    path("identity/", claims.store_identity, name="identity"),
+    path("safe-export/", claims.safe_export, name="safe-export"),
 ]

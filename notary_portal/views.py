@@ -43,7 +43,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     notary: Any = request.user
     if not services.totp_has_confirmed_device(notary=notary):
         return redirect("notary:enrol")
-    form = TotpForm(request.POST or None)
+    form = TotpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         device = services.totp_verify(notary=notary, token=form.cleaned_data["token"])
         if device is not None:
@@ -58,7 +58,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
     notary: Any = request.user
     if services.totp_has_confirmed_device(notary=notary):
         return redirect("notary:verify")
-    form = TotpForm(request.POST or None)
+    form = TotpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         device = services.totp_confirm_enrolment(notary=notary, token=form.cleaned_data["token"])
         if device is not None:

@@ -21,7 +21,7 @@ from billing.models import LicenceAgreement
 from config.storage_sites import default_sites
 from escrow.models import NotaryRecipient, Organisation, Product, Role, User
 from escrow.vault.age import X25519Identity
-from escrow.vault.keys import system_signing_key
+from escrow.vault.keys import evidence_identity, system_signing_key
 from tests.factories import LicenceFactory, OrganisationFactory, ProductFactory, UserFactory
 
 if TYPE_CHECKING:
@@ -48,9 +48,12 @@ def _isolated_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
     settings.VAR_DIR = tmp_path / "var"
     settings.ESCROW_INTAKE_DIR = tmp_path / "intake"
     settings.ESCROW_SIGNING_KEY_PATH = tmp_path / "var" / "signing_key.pem"
+    settings.ESCROW_EVIDENCE_IDENTITY_PATH = tmp_path / "var" / "evidence_identity.txt"
     system_signing_key.cache_clear()
+    evidence_identity.cache_clear()
     yield
     system_signing_key.cache_clear()
+    evidence_identity.cache_clear()
 
 
 @pytest.fixture(autouse=True)

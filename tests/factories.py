@@ -91,3 +91,33 @@ def make_claim(*, product: Product, filed_by: User, condition: str = "insolvency
         condition=condition,
         statement="The vendor was declared bankrupt on 1 November.",
     )
+
+
+def make_acknowledged_deposit(*, product: Product, notary: User, version: str = "1.0.0") -> Deposit:
+    """A deposit record walked to ``acknowledged`` through its services, with stand-in
+    hashes (for tests that need the state, not the sealed file; tests/deposits.py has
+    the real pipeline)."""
+    from escrow.services.deposits import (
+        deposit_acknowledge,
+        deposit_replicate,
+        deposit_seal,
+        deposit_store,
+        deposit_verify,
+    )
+
+    deposit = make_deposit(product=product, version=version)
+    deposit_verify(deposit=deposit, manifest={}, manifest_sha256="a" * 64, signature="s")
+    deposit_seal(deposit=deposit, ciphertext_sha256="b" * 64, ciphertext_size=1, sealed_for=[])
+    deposit_store(deposit=deposit)
+    deposit_replicate(deposit=deposit)
+    return deposit_acknowledge(deposit=deposit, notary=notary)
+
+
+def make_active_subscription(
+    *, licence: LicenceAgreement, actor: User, staff: User
+) -> Subscription:
+    from billing.services import subscription_activate, subscription_await_payment
+
+    subscription = make_subscription(licence=licence, actor=actor)
+    subscription_await_payment(subscription=subscription, actor=actor)
+    return subscription_activate(subscription=subscription, actor=staff)

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 from escrow.models.audit import AuditChainHead, AuditEntry
-from escrow.models.claims import ClaimState, ReleaseClaim, ReleaseCondition
+from escrow.models.claims import (
+    ClaimEvidence,
+    ClaimRelease,
+    ClaimState,
+    ReleaseClaim,
+    ReleaseCondition,
+)
 from escrow.models.customers import DataExport, ReleaseKey
 from escrow.models.deposits import Deposit, DepositAcknowledgement, DepositCopy, DepositState
 from escrow.models.files import StoredFile
-from escrow.models.notaries import NotaryRecipient
+from escrow.models.notaries import NotaryRecipient, NotaryStoredIdentity
 from escrow.models.notifications import Notification
 from escrow.models.organisations import Organisation, Role, User
 from escrow.models.products import Product
@@ -14,6 +20,8 @@ from escrow.models.tokens import DepositToken
 __all__ = [
     "AuditChainHead",
     "AuditEntry",
+    "ClaimEvidence",
+    "ClaimRelease",
     "ClaimState",
     "DataExport",
     "Deposit",
@@ -22,6 +30,7 @@ __all__ = [
     "DepositState",
     "DepositToken",
     "NotaryRecipient",
+    "NotaryStoredIdentity",
     "Notification",
     "Organisation",
     "Product",

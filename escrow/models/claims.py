@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -61,6 +62,13 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
     state = FSMField(
         max_length=20, choices=ClaimState.choices, default=ClaimState.FILED, protected=True
     )
+    contest_deadline = models.DateTimeField(null=True, blank=True)
+    vendor_statement = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reasons = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -76,8 +84,8 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
         target=ClaimState.VENDOR_NOTIFIED,
         permission=roles.system_only,
     )
-    def notify_vendor(self) -> None:
-        pass
+    def notify_vendor(self, *, contest_deadline: datetime | None) -> None:
+        self.contest_deadline = contest_deadline
 
     @transition(
         field=state,
@@ -85,8 +93,8 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
         target=ClaimState.CONTESTED,
         permission=roles.staff_or_system,
     )
-    def contest(self) -> None:
-        pass
+    def contest(self, *, statement: str) -> None:
+        self.vendor_statement = statement
 
     @transition(
         field=state,
@@ -130,8 +138,8 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
         target=ClaimState.APPROVED,
         permission=roles.notary_only,
     )
-    def approve(self) -> None:
-        pass
+    def approve(self, *, notary: Any, reasons: str, at: datetime) -> None:
+        self.decided_by, self.decision_reasons, self.decided_at = notary, reasons, at
 
     @transition(
         field=state,
@@ -139,8 +147,8 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
         target=ClaimState.REJECTED,
         permission=roles.notary_only,
     )
-    def reject(self) -> None:
-        pass
+    def reject(self, *, notary: Any, reasons: str, at: datetime) -> None:
+        self.decided_by, self.decision_reasons, self.decided_at = notary, reasons, at
 
     @transition(
         field=state,
@@ -159,3 +167,62 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
     )
     def withdraw(self) -> None:
         pass
+
+
+class ClaimEvidence(models.Model):
+    """A document supporting a claim or a contest. Stored encrypted (age) for the
+    notaries and the system's evidence key, in the storage sites; never public."""
+
+    class Side(models.TextChoices):
+        CLAIMANT = "claimant", "Claimant"
+        VENDOR = "vendor", "Vendor"
+
+    claim = models.ForeignKey(ReleaseClaim, on_delete=models.PROTECT, related_name="evidence")
+    side = models.CharField(max_length=20, choices=Side.choices)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    filename = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="Of the document itself.")
+    key = models.CharField(max_length=512, unique=True, help_text="The sealed copy in the sites.")
+    sealed_sha256 = models.CharField(max_length=64)
+    sealed_size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["claim", "created_at"]
+        verbose_name_plural = "claim evidence"
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_side_display()}, claim #{self.claim_id})"
+
+
+class ClaimRelease(models.Model):
+    """What an approved claim released: a new age header over the sealed payload of
+    the deposit, for the claimant's key or a passphrase. The payload is not copied:
+    the released file is this header followed by the stored payload."""
+
+    claim = models.OneToOneField(
+        ReleaseClaim, on_delete=models.PROTECT, related_name="release_record"
+    )
+    deposit = models.ForeignKey("escrow.Deposit", on_delete=models.PROTECT, related_name="+")
+    header_key = models.CharField(max_length=512, unique=True)
+    header_sha256 = models.CharField(max_length=64)
+    header_size = models.PositiveIntegerField()
+    payload_offset = models.PositiveIntegerField(
+        help_text="Where the payload starts in the sealed file."
+    )
+    released_size = models.BigIntegerField(help_text="Header plus payload, in bytes.")
+    recipient = models.CharField(max_length=100, blank=True, help_text="Empty: a passphrase.")
+    passphrase_to_show = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="A generated passphrase, kept only until the claimant has seen it once.",
+    )
+    letter_key = models.CharField(max_length=512, blank=True)
+    released_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Release for claim #{self.claim_id}"

@@ -12,6 +12,8 @@ class StoredFile(models.Model):
     class Purpose(models.TextChoices):
         INVOICE = "invoice", "Invoice PDF"
         EXPORT = "export", "Data export"
+        EVIDENCE = "evidence", "Claim evidence (sealed)"
+        RELEASE = "release", "Release header or letter"
 
     key = models.CharField(max_length=512, unique=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices)

@@ -36,3 +36,18 @@ class NotaryRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.public_key[:12]}…)"
+
+
+class NotaryStoredIdentity(models.Model):
+    """A notary's age identity, encrypted under the notary's own passphrase (age
+    scrypt). The server cannot open it: the notary unlocks it for one approval."""
+
+    notary = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stored_identity"
+    )
+    encrypted_identity = models.TextField(help_text="ASCII-armored age file (scrypt).")
+    public_key = models.CharField(max_length=100, validators=[validate_age_recipient])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Stored identity of {self.notary}"

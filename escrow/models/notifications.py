@@ -20,6 +20,9 @@ class Notification(models.Model):
         SUBSCRIPTION_LAPSED = "subscription_lapsed", "Subscription lapsed"
         DEPOSIT_ACKNOWLEDGED = "deposit_acknowledged", "New deposit acknowledged"
         EXPORT_READY = "export_ready", "Data export ready"
+        RELEASE_CLAIM_FILED = "release_claim_filed", "Release claim filed (to the vendor)"
+        RELEASE_CLAIM_DECIDED = "release_claim_decided", "Release claim: the notary's step"
+        RELEASE_READY = "release_ready", "Released deposit ready"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     organisation = models.ForeignKey(

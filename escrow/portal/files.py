@@ -13,6 +13,7 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     HttpResponseRedirect,
+    StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
@@ -27,7 +28,9 @@ from escrow.certificates import (
 )
 from escrow.models import Deposit
 from escrow.services.audit import audit_record
+from escrow.services.evidence import evidence_from_link, evidence_open
 from escrow.services.files import file_from_link
+from escrow.services.releases import release_from_link, released_file_chunks
 from escrow.vault.sites import all_sites
 
 
@@ -89,5 +92,47 @@ def file_download(request: HttpRequest, token: str) -> HttpResponseBase:
         as_attachment=True,
         filename=stored.filename,
     )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@public
+@require_GET
+def release_download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """The released file (new header + stored payload), streamed, through its link."""
+    found = release_from_link(token)
+    if found is None:
+        raise Http404("This link is not valid or has expired; ask for a new one in the portal.")
+    release, user = found
+    audit_record(action="release.download", actor=user, target=release.claim)
+    deposit = release.deposit
+    response = StreamingHttpResponse(
+        released_file_chunks(release), content_type="application/octet-stream"
+    )
+    response["Content-Length"] = str(release.released_size)
+    response["Content-Disposition"] = (
+        f'attachment; filename="{deposit.product.slug}-{deposit.version}.released.age"'
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@public
+@require_GET
+def evidence_download(request: HttpRequest, token: str) -> HttpResponse:
+    """One evidence document, decrypted by the app, through its expiring link."""
+    found = evidence_from_link(token)
+    if found is None:
+        raise Http404("This link is not valid or has expired.")
+    evidence, viewer = found
+    audit_record(
+        action="evidence.view",
+        actor_label=viewer,
+        target=evidence.claim,
+        details={"file": evidence.filename},
+    )
+    response = HttpResponse(evidence_open(evidence), content_type=evidence.content_type)
+    # Always a download: a document is never rendered in this site's own origin.
+    response["Content-Disposition"] = f'attachment; filename="{evidence.filename}"'
     response["Cache-Control"] = "private, no-store"
     return response

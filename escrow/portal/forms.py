@@ -4,7 +4,8 @@ from typing import Any
 
 from django import forms
 
-from escrow.models import ReleaseKey
+from escrow.models import Product, ReleaseCondition, ReleaseKey
+from escrow.services.evidence import Upload, read_upload
 from escrow.validators import validate_age_recipient
 
 
@@ -45,3 +46,44 @@ class ReleaseKeyForm(forms.Form):
 
 class ExportForm(forms.Form):
     accept_fee = forms.BooleanField(required=False)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+def uploads_from(files: list[Any]) -> list[Upload]:
+    """Read uploaded files into memory, refusing one over the size limit as soon as it is."""
+    return [read_upload(file, file.name) for file in files]
+
+
+class ContestForm(forms.Form):
+    statement = forms.CharField(
+        widget=forms.Textarea, max_length=20_000, help_text="Why the release condition is not met."
+    )
+    documents = forms.FileField(
+        required=False,
+        widget=MultipleFileInput(attrs={"multiple": True}),
+        help_text="PDF, PNG or JPEG documents.",
+    )
+
+
+class ClaimForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.none())
+    condition = forms.ChoiceField(choices=ReleaseCondition.choices)
+    statement = forms.CharField(
+        widget=forms.Textarea, max_length=20_000, help_text="What happened, when, and how you know."
+    )
+    documents = forms.FileField(
+        required=False,
+        widget=MultipleFileInput(attrs={"multiple": True}),
+        help_text="Evidence: PDF, PNG or JPEG (a court ruling, a register extract, letters).",
+    )
+
+    def __init__(self, *args: Any, products: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["product"].queryset = products  # type: ignore[attr-defined]
+
+
+class EvidenceForm(forms.Form):
+    documents = forms.FileField(widget=MultipleFileInput(attrs={"multiple": True}))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from escrow.portal import account, views
+from escrow.portal import account, claims, views
 
 app_name = "portal"
 
@@ -22,4 +22,15 @@ urlpatterns = [
     path("release-key/", account.release_key, name="release-key"),
     path("exports/", account.exports, name="exports"),
     path("exports/<int:export_id>/download/", account.export_download, name="export-download"),
+    path("claims/", claims.claims, name="claims"),
+    path("claims/<int:claim_id>/", claims.claim_detail, name="claim"),
+    path("claims/<int:claim_id>/evidence/", claims.claim_add_evidence, name="claim-add-evidence"),
+    path(
+        "claims/<int:claim_id>/evidence/<int:evidence_id>/",
+        claims.claim_evidence,
+        name="claim-evidence",
+    ),
+    path("claims/<int:claim_id>/withdraw/", claims.claim_withdraw_view, name="claim-withdraw"),
+    path("claims/<int:claim_id>/download/", claims.claim_download, name="claim-download"),
+    path("claims/<int:claim_id>/letter/", claims.claim_letter, name="claim-letter"),
 ]

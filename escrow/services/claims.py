@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from escrow.models import Product, ReleaseClaim, Role, User
+from escrow import roles
+from escrow.business_days import add_business_days
+from escrow.models import (
+    ClaimEvidence,
+    ClaimState,
+    Deposit,
+    DepositState,
+    Notification,
+    Organisation,
+    Product,
+    ReleaseClaim,
+    ReleaseCondition,
+    Role,
+    User,
+)
 from escrow.services.audit import audit_record
+from escrow.services.evidence import Upload, check_uploads, evidence_seal
+from escrow.services.notifications import notify
 from escrow.services.transitions import apply_transition
 
 
@@ -17,10 +37,47 @@ def _require_reasons(reasons: str) -> str:
     return reasons
 
 
-def claim_file(*, product: Product, filed_by: User, condition: str, statement: str) -> ReleaseClaim:
-    """A customer user files a release claim for a product on behalf of its organisation."""
+def claim_eligibility_problem(*, organisation: Organisation, product: Product) -> str:
+    """Why the organisation may not claim a release of the product ("" when it may).
+
+    Only an active escrow subscription gives the right (see docs/architecture.md),
+    and there must be an acknowledged deposit to release."""
+    from billing.models import Subscription, SubscriptionState
+
+    if not Subscription.objects.filter(
+        licence__customer=organisation,
+        licence__product=product,
+        state=SubscriptionState.ACTIVE,
+    ).exists():
+        return (
+            f"{organisation.name} has no active escrow subscription for {product.name}: "
+            "only subscribers with a paid, active subscription may claim a release."
+        )
+    if not Deposit.objects.filter(product=product, state=DepositState.ACKNOWLEDGED).exists():
+        return (
+            f"No deposit of {product.name} has been acknowledged by the notary yet, so "
+            "there is nothing that could be released."
+        )
+    return ""
+
+
+def claim_file(
+    *,
+    product: Product,
+    filed_by: User,
+    condition: str,
+    statement: str,
+    uploads: list[Upload] | None = None,
+) -> ReleaseClaim:
+    """A customer user of an eligible organisation files a release claim with its
+    evidence; the vendor is notified once it is recorded."""
+    from escrow.tasks import claim_notify_vendor_task
+
     if filed_by.role != Role.CUSTOMER or filed_by.organisation is None:
         raise PermissionDenied("Only customer users can file release claims.")
+    problem = claim_eligibility_problem(organisation=filed_by.organisation, product=product)
+    if problem:
+        raise ValidationError(problem)
     claim = ReleaseClaim(
         claimant=filed_by.organisation,
         filed_by=filed_by,
@@ -29,25 +86,122 @@ def claim_file(*, product: Product, filed_by: User, condition: str, statement: s
         statement=statement.strip(),
     )
     claim.full_clean(exclude=["state"])
+    checked = check_uploads(uploads or [])
     with transaction.atomic():
         claim.save(force_insert=True)
         audit_record(action="releaseclaim.file", actor=filed_by, target=claim, to_state=claim.state)
+    # Evidence is sealed and stored outside the transaction (site I/O), then recorded.
+    _attach(claim, checked, side=ClaimEvidence.Side.CLAIMANT, actor=filed_by)
+    transaction.on_commit(lambda: claim_notify_vendor_task.delay(claim.pk))
     return claim
 
 
+def _attach(
+    claim: ReleaseClaim, checked: list[tuple[Upload, str]], *, side: str, actor: User | None
+) -> list[ClaimEvidence]:
+    rows = evidence_seal(claim_id=claim.pk, uploads=checked)
+    with transaction.atomic():
+        for row in rows:
+            row.claim, row.side, row.uploaded_by = claim, side, actor
+            row.save()
+            audit_record(
+                action="releaseclaim.evidence_add",
+                actor=actor,
+                target=claim,
+                details={"file": row.filename, "sha256": row.sha256, "side": side},
+            )
+    return rows
+
+
 def claim_notify_vendor(*, claim: ReleaseClaim) -> ReleaseClaim:
-    """The vendor has been told of the claim (system only)."""
-    return apply_transition(claim, "notify_vendor", actor=None)
+    """Tell the vendor (its contact address) of the claim and start the contest period,
+    in business days. A voluntary release by the vendor skips the contest period."""
+    from escrow.services.vendor_links import vendor_claim_link
+
+    deadline = add_business_days(timezone.now(), settings.ESCROW_CONTEST_BUSINESS_DAYS)
+    voluntary = claim.condition == ReleaseCondition.VOLUNTARY
+    with transaction.atomic():
+        apply_transition(
+            claim, "notify_vendor", actor=None, contest_deadline=None if voluntary else deadline
+        )
+        vendor = claim.product.vendor
+        link = vendor_claim_link(claim=claim)
+        notify(
+            organisation=vendor,
+            kind=Notification.Kind.RELEASE_CLAIM_FILED,
+            subject=f"Release claim for {claim.product.name} by {claim.claimant.name}",
+            body=(
+                f"{claim.claimant.name} claims a release of {claim.product.name} "
+                f"({claim.get_condition_display()}).\n\nRead the claim and its evidence"
+                + ("" if voluntary else f", and contest it until {deadline:%d %B %Y %H:%M} UTC")
+                + f": {settings.ESCROW_PUBLIC_URL}{link}\n"
+            ),
+        )
+        if voluntary:
+            claim_mark_uncontested(claim=claim)
+            claim_start_review(claim=claim, actor=None)
+    return claim
 
 
 def claim_contest(*, claim: ReleaseClaim, actor: User | None, statement: str) -> ReleaseClaim:
-    """The vendor contests the claim within the contest period."""
-    return apply_transition(claim, "contest", actor=actor, reason=statement)
+    """The contest transition alone (see ``claim_contest_by_vendor``)."""
+    return apply_transition(
+        claim,
+        "contest",
+        actor=actor,
+        actor_label=None if actor else "vendor",
+        reason=statement,
+        statement=statement,
+    )
+
+
+def claim_contest_by_vendor(
+    *, claim: ReleaseClaim, statement: str, uploads: list[Upload] | None = None
+) -> ReleaseClaim:
+    """The vendor contests the claim, with a statement and evidence, before the contest
+    period ends; the notary then reviews both sides."""
+    statement = statement.strip()
+    if not statement:
+        raise ValidationError({"statement": "A contest needs a statement."})
+    if claim.contest_deadline is None or timezone.now() >= claim.contest_deadline:
+        raise ValidationError(
+            "The contest period of this claim has ended"
+            + (
+                f" ({claim.contest_deadline:%d %B %Y %H:%M} UTC)."
+                if claim.contest_deadline
+                else "."
+            )
+        )
+    checked = check_uploads(uploads or [])
+    claim_contest(claim=claim, actor=None, statement=statement)
+    _attach(claim, checked, side=ClaimEvidence.Side.VENDOR, actor=None)
+    return claim_start_review(claim=claim, actor=None)
 
 
 def claim_mark_uncontested(*, claim: ReleaseClaim) -> ReleaseClaim:
     """The contest period ended without a contest (system only)."""
     return apply_transition(claim, "mark_uncontested", actor=None)
+
+
+def claims_contest_elapsed(*, now: datetime) -> list[ReleaseClaim]:
+    """Move every claim whose contest period has ended on, exactly once: each claim is
+    locked (and skipped if another run holds it) and re-checked before it moves."""
+    moved = []
+    due = ReleaseClaim.objects.filter(
+        state=ClaimState.VENDOR_NOTIFIED, contest_deadline__lte=now
+    ).values_list("pk", flat=True)
+    for claim_id in list(due):
+        with transaction.atomic():
+            claim = (
+                ReleaseClaim.objects.select_for_update(skip_locked=True)
+                .filter(pk=claim_id, state=ClaimState.VENDOR_NOTIFIED, contest_deadline__lte=now)
+                .first()
+            )
+            if claim is None:
+                continue  # another run moved it, or is moving it now
+            claim_mark_uncontested(claim=claim)
+            moved.append(claim_start_review(claim=claim, actor=None))
+    return moved
 
 
 def claim_start_review(*, claim: ReleaseClaim, actor: User | None) -> ReleaseClaim:
@@ -56,25 +210,68 @@ def claim_start_review(*, claim: ReleaseClaim, actor: User | None) -> ReleaseCla
 
 
 def claim_request_evidence(*, claim: ReleaseClaim, notary: User, reasons: str) -> ReleaseClaim:
-    """The notary asks the claimant for more evidence."""
-    return apply_transition(
-        claim, "request_evidence", actor=notary, reason=_require_reasons(reasons)
-    )
+    """The notary asks the claimant for more evidence, saying what and why."""
+    reasons = _require_reasons(reasons)
+    with transaction.atomic():
+        apply_transition(claim, "request_evidence", actor=notary, reason=reasons)
+        notify(
+            organisation=claim.claimant,
+            kind=Notification.Kind.RELEASE_CLAIM_DECIDED,
+            subject=f"More evidence needed for your release claim ({claim.product.name})",
+            body=f"The notary asks for more evidence:\n\n{reasons}\n\nAdd it in the portal.",
+        )
+    return claim
 
 
-def claim_provide_evidence(*, claim: ReleaseClaim, actor: User) -> ReleaseClaim:
+def claim_provide_evidence(
+    *, claim: ReleaseClaim, actor: User, uploads: list[Upload] | None = None
+) -> ReleaseClaim:
     """The claimant supplied the evidence asked for; the review resumes."""
-    return apply_transition(claim, "provide_evidence", actor=actor)
+    checked = check_uploads(uploads or [])
+    if uploads is not None and not checked:
+        raise ValidationError("Add at least one document.")
+    if not roles.claimant_member(claim, actor):
+        raise PermissionDenied("Only the claimant's users add evidence to this claim.")
+    claim = apply_transition(claim, "provide_evidence", actor=actor)
+    _attach(claim, checked, side=ClaimEvidence.Side.CLAIMANT, actor=actor)
+    return claim
 
 
 def claim_approve(*, claim: ReleaseClaim, notary: User, reasons: str) -> ReleaseClaim:
-    """The notary approves the release, with written reasons."""
-    return apply_transition(claim, "approve", actor=notary, reason=_require_reasons(reasons))
+    """The approval transition alone. The notary portal approves through
+    ``escrow.services.releases.release_approve``, which also re-wraps the deposit."""
+    reasons = _require_reasons(reasons)
+    return apply_transition(
+        claim,
+        "approve",
+        actor=notary,
+        reason=reasons,
+        notary=notary,
+        reasons=reasons,
+        at=timezone.now(),
+    )
 
 
 def claim_reject(*, claim: ReleaseClaim, notary: User, reasons: str) -> ReleaseClaim:
-    """The notary rejects the claim, with written reasons."""
-    return apply_transition(claim, "reject", actor=notary, reason=_require_reasons(reasons))
+    """The notary rejects the claim, with written reasons; final."""
+    reasons = _require_reasons(reasons)
+    with transaction.atomic():
+        apply_transition(
+            claim,
+            "reject",
+            actor=notary,
+            reason=reasons,
+            notary=notary,
+            reasons=reasons,
+            at=timezone.now(),
+        )
+        notify(
+            organisation=claim.claimant,
+            kind=Notification.Kind.RELEASE_CLAIM_DECIDED,
+            subject=f"Your release claim for {claim.product.name} was rejected",
+            body=f"The notary rejected the claim, giving these reasons:\n\n{reasons}\n",
+        )
+    return claim
 
 
 def claim_release(*, claim: ReleaseClaim, actor: User | None) -> ReleaseClaim:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from escrow.models import NotaryRecipient
-from escrow.vault.age import AgeError, X25519Recipient
+from escrow.vault.age import AgeError, X25519Identity, X25519Recipient, parse_identity_file
 from escrow.vault.manifest import (
     ManifestError,
     generate_signing_key,
@@ -64,3 +64,31 @@ def seal_recipients() -> list[X25519Recipient]:
         return [X25519Recipient.from_string(key) for key in keys]
     except AgeError as error:
         raise ImproperlyConfigured(f"A seal recipient is not an age recipient: {error}") from error
+
+
+@functools.cache
+def evidence_identity() -> X25519Identity:
+    """The system's age identity for claim evidence (ESCROW_EVIDENCE_IDENTITY), or one
+    generated once under var/ for local use."""
+    configured = settings.ESCROW_EVIDENCE_IDENTITY
+    if configured:
+        try:
+            return parse_identity_file(configured)[0]
+        except (AgeError, IndexError) as error:
+            raise ImproperlyConfigured(f"ESCROW_EVIDENCE_IDENTITY: {error}") from error
+    path = settings.ESCROW_EVIDENCE_IDENTITY_PATH
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(X25519Identity.generate().to_string() + "\n")
+    return parse_identity_file(path.read_text())[0]
+
+
+def evidence_recipients() -> list[X25519Recipient]:
+    """Evidence is sealed to the notaries and to the system's evidence key."""
+    return [*seal_recipients(), evidence_identity().recipient()]

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_decimal, env_int, env_list, env_str
 from config.storage_sites import sites_from_env
+from escrow.vault.age import X25519Identity
 from escrow.vault.manifest import generate_signing_key, signing_key_pem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +148,7 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 PRODUCTION = {
+    "ESCROW_EVIDENCE_IDENTITY": X25519Identity.generate().to_string(),
     "ESCROW_SIGNING_KEY": signing_key_pem(generate_signing_key()).decode(),
     "DJANGO_SECRET_KEY": "x" * 20 + "production-only-secret-key-with-enough-entropy-0123456789",
     "DJANGO_ALLOWED_HOSTS": "escrow.example.com",
@@ -181,6 +183,7 @@ def test_the_deploy_check_names_every_embedded_default_left_in_place(tmp_path) -
         "escrow.E003",
         "escrow.E004",
         "escrow.E007",
+        "escrow.E008",
         "security.W004",
         "security.W008",
         "security.W012",

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from escrow.models import ReleaseClaim
 from escrow.services import claims as service
-from tests.factories import make_claim
+from tests.factories import make_acknowledged_deposit, make_active_subscription, make_claim
 from tests.state_machines import Machine, assert_allowed, assert_refused, declared_table, snapshot
 
 BEFORE_DECISION = [
@@ -77,7 +77,10 @@ CLAIMS = Machine(
 
 
 @pytest.fixture
-def people(product, notary, staff, subscriber, other_customer) -> SimpleNamespace:
+def people(product, notary, staff, subscriber, other_customer, licence) -> SimpleNamespace:
+    # An eligible claimant: an active subscription and an acknowledged deposit.
+    make_active_subscription(licence=licence, actor=subscriber, staff=staff)
+    make_acknowledged_deposit(product=product, notary=notary)
     return SimpleNamespace(
         product=product,
         notary=notary,

@@ -1,0 +1,152 @@
+"""Claim evidence: checked by content, sealed with age, stored in the sites.
+
+Documents are sealed to every notary key and to the system's evidence key, so
+the notary can open them without this software and the portal can show them
+to the claimant and the vendor. They are never publicly reachable: every view
+goes through the app, behind a role check or an expiring link."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import time
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from escrow.models import ClaimEvidence, StoredFile
+from escrow.services.files import stored_file_put
+from escrow.vault import age
+from escrow.vault.keys import evidence_identity, evidence_recipients
+from escrow.vault.sites import all_sites
+
+# Recognised by their first bytes; what the browser claims the type is does not count.
+SIGNATURES = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+}
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+LINK_SALT = "escrow.evidence-link"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A document as received: its name as given, and its content."""
+
+    name: str
+    content: bytes
+
+
+def read_upload(file: BinaryIO, name: str, *, limit: int | None = None) -> Upload:
+    """Read an uploaded file, refusing it as soon as it passes the size limit."""
+    limit = limit or settings.ESCROW_EVIDENCE_MAX_BYTES
+    content = file.read(limit + 1)
+    if len(content) > limit:
+        raise ValidationError(f"{_safe_name(name)} is larger than {limit // 1024**2} MiB.")
+    return Upload(name=name, content=content)
+
+
+def _safe_name(name: str) -> str:
+    """A display name: last path part, printable, no more than 120 characters."""
+    base = re.split(r"[\\\\/]", name)[-1]
+    cleaned = "".join(c for c in unicodedata.normalize("NFC", base) if c.isprintable())
+    return cleaned.strip()[:120] or "document"
+
+
+def content_type_of(upload: Upload) -> str:
+    for content_type, signatures in SIGNATURES.items():
+        if upload.content.startswith(signatures):
+            return content_type
+    raise ValidationError(
+        f"{_safe_name(upload.name)} is not a PDF, PNG or JPEG document (judged by its content)."
+    )
+
+
+def check_uploads(uploads: list[Upload]) -> list[tuple[Upload, str]]:
+    """Refuse the whole set if any document is of the wrong type, empty or too large."""
+    if len(uploads) > settings.ESCROW_EVIDENCE_MAX_FILES:
+        raise ValidationError(f"At most {settings.ESCROW_EVIDENCE_MAX_FILES} documents at once.")
+    checked = []
+    for upload in uploads:
+        if not upload.content:
+            raise ValidationError(f"{_safe_name(upload.name)} is empty.")
+        if len(upload.content) > settings.ESCROW_EVIDENCE_MAX_BYTES:
+            raise ValidationError(
+                f"{_safe_name(upload.name)} is larger than "
+                f"{settings.ESCROW_EVIDENCE_MAX_BYTES // 1024**2} MiB."
+            )
+        checked.append((upload, content_type_of(upload)))
+    return checked
+
+
+def evidence_seal(*, claim_id: int, uploads: list[tuple[Upload, str]]) -> list[ClaimEvidence]:
+    """Seal and store checked documents; returns unsaved rows for the caller's
+    transaction. Storage happens first and outside any transaction; a failure
+    after it leaves an unreferenced sealed object, never a row without one."""
+    rows = []
+    for upload, content_type in uploads:
+        sealed = io.BytesIO()
+        age.encrypt(io.BytesIO(upload.content), sealed, evidence_recipients())
+        name = _safe_name(upload.name)
+        if not name.lower().endswith(EXTENSIONS[content_type]):
+            name += EXTENSIONS[content_type]
+        stored = stored_file_put(
+            key=f"evidence/{claim_id}/{uuid.uuid4().hex}.age",
+            source=sealed.getvalue(),
+            purpose=StoredFile.Purpose.EVIDENCE,
+            content_type="application/octet-stream",
+            filename=f"{name}.age",
+        )
+        rows.append(
+            ClaimEvidence(
+                filename=name,
+                content_type=content_type,
+                size=len(upload.content),
+                sha256=hashlib.sha256(upload.content).hexdigest(),
+                key=stored.key,
+                sealed_sha256=stored.sha256,
+                sealed_size=stored.size,
+            )
+        )
+    return rows
+
+
+def evidence_open(evidence: ClaimEvidence) -> bytes:
+    """The document, decrypted with the system's evidence key and checked against its hash."""
+    with all_sites()[0].open(evidence.key) as stream:
+        sealed = stream.read(evidence.sealed_size + 1)
+    plain = io.BytesIO()
+    age.decrypt(io.BytesIO(sealed), plain, [evidence_identity()])
+    content = plain.getvalue()
+    if hashlib.sha256(content).hexdigest() != evidence.sha256:
+        raise ValidationError(f"{evidence.filename} does not match its recorded hash.")
+    return content
+
+
+def evidence_link(*, evidence: ClaimEvidence, viewer: str) -> str:
+    """A path that shows one document for at most ESCROW_LINK_SECONDS."""
+    expires = int(time.time()) + settings.ESCROW_LINK_SECONDS
+    token = signing.dumps(
+        {"evidence": evidence.pk, "viewer": viewer, "exp": expires}, salt=LINK_SALT
+    )
+    return reverse("evidence-download", kwargs={"token": token})
+
+
+def evidence_from_link(token: str) -> tuple[ClaimEvidence, str] | None:
+    try:
+        claims = signing.loads(token, salt=LINK_SALT)
+    except signing.BadSignature:
+        return None
+    remaining = int(claims.get("exp", 0)) - int(time.time())
+    if remaining <= 0 or remaining > settings.ESCROW_LINK_SECONDS:
+        return None
+    evidence = ClaimEvidence.objects.filter(pk=claims.get("evidence")).first()
+    return (evidence, str(claims.get("viewer", ""))) if evidence else None

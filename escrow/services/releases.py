@@ -1,0 +1,308 @@
+"""Approving a release: the notary's key opens the deposit's header, a new header is
+written for the claimant, and the released file is that header followed by the
+deposit's stored payload, untouched. Nothing here reads or re-encrypts the payload,
+so the cost does not grow with the size of the deposit.
+
+The notary's identity (and a passphrase that unlocks a stored one) exist only in
+memory for the request: they are never saved, logged, or passed to a task."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from escrow.models import (
+    ClaimRelease,
+    ClaimState,
+    Deposit,
+    DepositState,
+    NotaryStoredIdentity,
+    Notification,
+    ReleaseClaim,
+    ReleaseKey,
+    Role,
+    StoredFile,
+    User,
+)
+from escrow.services.audit import audit_record
+from escrow.services.claims import _require_reasons, claim_approve, claim_release
+from escrow.services.files import stored_file_put
+from escrow.services.notifications import notify
+from escrow.services.transitions import TransitionRefused
+from escrow.vault import age
+from escrow.vault.sites import SiteError, all_sites
+
+PASSPHRASE_WORDS = 8
+
+
+class ApprovalRefused(Exception):
+    """The approval cannot go ahead; nothing was changed."""
+
+
+def deposit_to_release(claim: ReleaseClaim) -> Deposit | None:
+    """The most recent acknowledged deposit of the claimed product."""
+    return (
+        Deposit.objects.filter(product=claim.product, state=DepositState.ACKNOWLEDGED)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def parse_identities(text: str) -> list[age.X25519Identity]:
+    """Identities from pasted or uploaded text; the error never repeats the text."""
+    try:
+        identities = age.parse_identity_file(text)
+    except age.AgeError:
+        raise ApprovalRefused(
+            "That is not an age identity file (AGE-SECRET-KEY-1... lines)."
+        ) from None
+    if not identities:
+        raise ApprovalRefused("The identity file holds no key.")
+    return identities
+
+
+def notary_identity_store(*, notary: User, identity_text: str, passphrase: str) -> None:
+    """Keep the notary's identity encrypted under the notary's passphrase (age scrypt).
+    The server keeps no way to open it."""
+    if notary.role != Role.NOTARY:
+        raise PermissionDenied("Only notaries store an identity.")
+    if len(passphrase) < 12:
+        raise ValidationError({"passphrase": "Use a passphrase of at least 12 characters."})
+    identity = parse_identities(identity_text)[0]
+    sealed = io.BytesIO()
+    age.encrypt(
+        io.BytesIO(identity.to_string().encode()),
+        sealed,
+        [age.ScryptRecipient(passphrase, work_factor=settings.ESCROW_IDENTITY_SCRYPT_WORK_FACTOR)],
+        armor=True,
+    )
+    with transaction.atomic():
+        NotaryStoredIdentity.objects.update_or_create(
+            notary=notary,
+            defaults={
+                "encrypted_identity": sealed.getvalue().decode(),
+                "public_key": identity.recipient().to_string(),
+            },
+        )
+        audit_record(
+            action="notary.identity_stored",
+            actor=notary,
+            target=notary,
+            details={"public_key": identity.recipient().to_string()},
+        )
+
+
+def notary_identity_unlock(*, notary: User, passphrase: str) -> list[age.X25519Identity]:
+    stored = NotaryStoredIdentity.objects.filter(notary=notary).first()
+    if stored is None:
+        raise ApprovalRefused("You have no stored identity; upload or paste it instead.")
+    plain = io.BytesIO()
+    try:
+        age.decrypt(
+            io.BytesIO(stored.encrypted_identity.encode()),
+            plain,
+            [age.ScryptIdentity(passphrase, max_work_factor=22)],
+        )
+    except age.AgeError:
+        raise ApprovalRefused("That passphrase does not unlock your stored identity.") from None
+    return parse_identities(plain.getvalue().decode())
+
+
+def _release_recipient(claim: ReleaseClaim) -> tuple[Any, str, str]:
+    """(age recipient, recorded recipient, passphrase to show once) for the claimant."""
+    key = ReleaseKey.objects.filter(organisation=claim.claimant).first()
+    if key is None:
+        raise ApprovalRefused(
+            f"{claim.claimant.name} has not registered a release key yet; ask it to do so "
+            "in its portal (Release key) before approving."
+        )
+    if key.method == ReleaseKey.Method.RECIPIENT:
+        return age.X25519Recipient.from_string(key.recipient), key.recipient, ""
+    passphrase = "-".join(secrets.token_hex(3) for _ in range(PASSPHRASE_WORDS))
+    recipient = age.ScryptRecipient(
+        passphrase, work_factor=settings.ESCROW_IDENTITY_SCRYPT_WORK_FACTOR
+    )
+    return recipient, "", passphrase
+
+
+def release_approve(
+    *, claim: ReleaseClaim, notary: User, reasons: str, identities: list[age.X25519Identity]
+) -> ClaimRelease:
+    """Approve the claim and release the most recent acknowledged deposit to the claimant.
+
+    Refuses (``ApprovalRefused``, ``TransitionRefused``) without changing anything when
+    the identity does not open the deposit, the claimant has no release key, or the
+    claim is not under review (a second decision, also one racing this one)."""
+    from escrow.tasks import release_letter_task
+
+    reasons = _require_reasons(reasons)
+    if notary.role != Role.NOTARY or not notary.is_active:
+        raise PermissionDenied("Only a notary approves a release.")
+    if claim.state != ClaimState.UNDER_REVIEW:
+        raise TransitionRefused(
+            f"Claim #{claim.pk} is {claim.state!r}; only a claim under review can be approved."
+        )
+    deposit = deposit_to_release(claim)
+    if deposit is None:
+        raise ApprovalRefused(f"{claim.product.name} has no acknowledged deposit to release.")
+    recipient, recorded, passphrase = _release_recipient(claim)
+    primary = all_sites()[0]
+    try:
+        with primary.open(deposit.object_key("sealed")) as sealed:
+            header, offset = age.rewrap_header(sealed, identities, [recipient])
+    except age.NoIdentityMatchError:
+        raise ApprovalRefused(
+            "The identity you gave does not open this deposit: it was sealed for "
+            f"{', '.join(deposit.sealed_for)}."
+        ) from None
+    except (age.AgeError, SiteError) as error:
+        raise ApprovalRefused(f"The sealed deposit could not be read: {error}") from error
+    stored = stored_file_put(
+        key=f"releases/{claim.pk}/{uuid.uuid4().hex}.header.age",
+        source=header,
+        purpose=StoredFile.Purpose.RELEASE,
+        content_type="application/octet-stream",
+        filename="header.age",
+    )
+    with transaction.atomic():
+        # Lock the claim: of two decisions racing, the second finds it decided.
+        locked = ReleaseClaim.objects.select_for_update().get(pk=claim.pk)
+        if locked.state != ClaimState.UNDER_REVIEW:
+            raise TransitionRefused(
+                f"Claim #{claim.pk} was decided meanwhile ({locked.state}); nothing changed."
+            )
+        claim_approve(claim=locked, notary=notary, reasons=reasons)
+        release = ClaimRelease.objects.create(
+            claim=locked,
+            deposit=deposit,
+            header_key=stored.key,
+            header_sha256=stored.sha256,
+            header_size=stored.size,
+            payload_offset=offset,
+            released_size=stored.size + (deposit.ciphertext_size or 0) - offset,
+            recipient=recorded,
+            passphrase_to_show=passphrase,
+            released_at=timezone.now(),
+        )
+        claim_release(claim=locked, actor=notary)
+        notify(
+            organisation=locked.claimant,
+            kind=Notification.Kind.RELEASE_READY,
+            subject=f"The source of {locked.product.name} is released to you",
+            body=(
+                f"The notary approved your release claim for {locked.product.name}. Download "
+                f"version {deposit.version} in the customer portal (Claims).\n"
+            ),
+        )
+        transaction.on_commit(lambda: release_letter_task.delay(release.pk))
+    claim.refresh_from_db()
+    return release
+
+
+def released_file_chunks(release: ClaimRelease, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    """The released file: the new header, then the deposit's payload as stored."""
+    site = all_sites()[0]
+    with site.open(release.header_key) as header:
+        yield header.read()
+    with site.open(release.deposit.object_key("sealed")) as sealed:
+        skip = release.payload_offset
+        while skip > 0:
+            skipped = sealed.read(min(skip, chunk_size))
+            if not skipped:
+                raise SiteError("the sealed deposit is shorter than its header", site=site.name)
+            skip -= len(skipped)
+        while chunk := sealed.read(chunk_size):
+            yield chunk
+
+
+def release_passphrase_take(*, release: ClaimRelease, actor: User) -> str:
+    """Show a generated release passphrase once, then forget it."""
+    with transaction.atomic():
+        locked = ClaimRelease.objects.select_for_update().get(pk=release.pk)
+        passphrase = locked.passphrase_to_show
+        if passphrase:
+            locked.passphrase_to_show = ""
+            locked.save(update_fields=["passphrase_to_show"])
+            audit_record(action="release.passphrase_shown", actor=actor, target=locked.claim)
+    return passphrase
+
+
+def release_letter(*, release: ClaimRelease) -> StoredFile:
+    """The release letter (PDF): what was released, the manifest, the own-use terms."""
+    from django.template.loader import render_to_string
+    from weasyprint import HTML  # loading Pango is slow; only when rendering
+
+    key = f"releases/{release.claim_id}/release-letter.pdf"
+    existing = StoredFile.objects.filter(key=key).first()
+    if existing is not None:
+        return existing
+    deposit = release.deposit
+    html = render_to_string(
+        "certificates/release_letter.html",
+        {
+            "release": release,
+            "claim": release.claim,
+            "deposit": deposit,
+            "manifest": deposit.manifest,
+            "completeness": deposit.manifest.get("completeness", {}),
+        },
+    )
+    stored = stored_file_put(
+        key=key,
+        source=bytes(HTML(string=html).write_pdf()),
+        purpose=StoredFile.Purpose.RELEASE,
+        content_type="application/pdf",
+        filename=f"release-letter-{deposit.product.slug}-{deposit.version}.pdf",
+    )
+    ClaimRelease.objects.filter(pk=release.pk).update(letter_key=stored.key)
+    return stored
+
+
+RELEASE_LINK_SALT = "escrow.release-link"
+
+
+def release_link(*, release: ClaimRelease, user: User) -> str:
+    """A download path for the released file, valid for ESCROW_LINK_SECONDS."""
+    import time
+
+    from django.core import signing
+    from django.urls import reverse
+
+    expires = int(time.time()) + settings.ESCROW_LINK_SECONDS
+    token = signing.dumps(
+        {"release": release.pk, "user": user.pk, "exp": expires}, salt=RELEASE_LINK_SALT
+    )
+    return reverse("release-download", kwargs={"token": token})
+
+
+def release_from_link(token: str) -> tuple[ClaimRelease, User] | None:
+    """The release and user of a link; ``None`` if forged, expired, or the user may no
+    longer download it (inactive, or no longer a user of the claimant)."""
+    import time
+
+    from django.core import signing
+
+    try:
+        claims = signing.loads(token, salt=RELEASE_LINK_SALT)
+    except signing.BadSignature:
+        return None
+    remaining = int(claims.get("exp", 0)) - int(time.time())
+    if remaining <= 0 or remaining > settings.ESCROW_LINK_SECONDS:
+        return None
+    release = (
+        ClaimRelease.objects.filter(pk=claims.get("release"))
+        .select_related("claim", "deposit__product")
+        .first()
+    )
+    user = User.objects.filter(pk=claims.get("user"), is_active=True).first()
+    if release is None or user is None or user.organisation_id != release.claim.claimant_id:
+        return None
+    return release, user
