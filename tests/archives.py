@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -17,8 +18,12 @@ PROJECT = {
 
 
 def tar_gz(files: dict[str, bytes] | None = None) -> bytes:
+    """The same bytes for the same files, every time (gzip's timestamp is fixed)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for name, content in (files or PROJECT).items():
             info = tarfile.TarInfo(name)
             info.size = len(content)

@@ -29,11 +29,21 @@ from billing.models import Invoice
 from escrow.certificates import certificate_link
 from escrow.models import DataExport, Deposit, NotaryRecipient
 from escrow.services.audit import audit_record
+from escrow.services.claims import claim_file
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
+from escrow.services.evidence import Upload, evidence_link
 from escrow.services.files import file_link, stored_file_put
 from escrow.services.tokens import token_create
+from escrow.services.vendor_links import vendor_claim_link
 from tests.conftest import signed_in_client
-from tests.factories import make_claim, make_deposit, make_subscription
+from tests.factories import (
+    LicenceFactory,
+    ProductFactory,
+    make_acknowledged_deposit,
+    make_active_subscription,
+    make_deposit,
+    make_subscription,
+)
 
 ROLES = ["anonymous", "customer_a", "customer_b", "notary", "notary_password_only", "staff"]
 LOGIN_PATHS = {"/portal/login/", "/notary/login/", "/admin/login/"}
@@ -89,10 +99,10 @@ ACCESS: dict[str, dict[str, str]] = {
         "notary_password_only": "redirect:/notary/verify/",
     },
     # Staff, verified notaries and customers whose active subscription covers the
-    # product get a fresh expiring link; organisation A's subscription is only requested.
+    # product get a fresh expiring link.
     "certificate": {
         "anonymous": "login",
-        "customer_a": "forbidden",
+        "customer_a": "redirect:/files/certificate/<token>/",
         "customer_b": "forbidden",
         "notary": "redirect:/files/certificate/<token>/",
         "notary_password_only": "forbidden",
@@ -111,6 +121,39 @@ ACCESS: dict[str, dict[str, str]] = {
     "portal:exports": CUSTOMERS_ONLY,
     "portal:export-download": CUSTOMERS_ONLY
     | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
+    "portal:claims": CUSTOMERS_ONLY,
+    "portal:claim": CUSTOMERS_ONLY | {"customer_b": "not_found"},
+    "portal:claim-add-evidence": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/portal/claims/<id>/", "customer_b": "not_found"},
+    "portal:claim-evidence": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/files/evidence/<token>/", "customer_b": "not_found"},
+    "portal:claim-withdraw": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/portal/claims/<id>/", "customer_b": "not_found"},
+    # The sample claim is not released, so there is nothing to download yet even for
+    # its claimant (tests/escrow/test_release_journey.py downloads a real release).
+    "portal:claim-download": CUSTOMERS_ONLY
+    | {"customer_a": "not_found", "customer_b": "not_found"},
+    "portal:claim-letter": CUSTOMERS_ONLY | {"customer_a": "not_found", "customer_b": "not_found"},
+    # Links are credentials: a valid evidence link works for whoever holds it; the
+    # release link used here is forged, and refused for everyone.
+    "evidence-download": PUBLIC,
+    "release-download": everyone("not_found"),
+    "vendor-claim": PUBLIC,
+    "vendor-evidence": everyone("redirect:/files/evidence/<token>/"),
+    "notary:claim": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    # An empty decision is refused as a bad request.
+    "notary:decide": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "bad_request", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:claim-evidence": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {
+        "notary": "redirect:/files/evidence/<token>/",
+        "notary_password_only": "redirect:/notary/verify/",
+    },
+    "notary:identity": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:safe-export": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
     # Django sends anyone who is not staff from the admin's logout to its index.
     "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
@@ -145,6 +188,9 @@ POST_ONLY = {
     "admin:logout",
     "notary:acknowledge",
     "portal:cancel-subscription",
+    "portal:claim-add-evidence",
+    "portal:claim-withdraw",
+    "notary:decide",
 }
 
 
@@ -221,11 +267,22 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
         elif name == "licence_id":
             kwargs[name] = sample["licence"].pk
         elif name == "subscription_id":
-            kwargs[name] = sample["subscription"].pk
+            # Its own subscription: cancelling it must not change what the other URLs see.
+            kwargs[name] = sample["subscription_to_cancel"].pk
         elif name == "number":
             kwargs[name] = sample["invoice"].number
         elif name == "export_id":
             kwargs[name] = sample["export"].pk
+        elif name == "claim_id":
+            kwargs[name] = sample["claim"].pk
+        elif name == "evidence_id":
+            kwargs[name] = sample["evidence"].pk
+        elif name == "token" and route.name == "evidence-download":
+            kwargs[name] = sample["evidence_token"]
+        elif name == "token" and route.name == "release-download":
+            kwargs[name] = "forged-token"
+        elif name == "token" and route.name.startswith("vendor-"):
+            kwargs[name] = sample["vendor_token"]
         elif name == "token" and route.name == "certificate-download":
             kwargs[name] = sample["certificate_token"]
         elif name == "token":
@@ -243,11 +300,18 @@ def outcome_of(response: Any) -> str:
         if path in LOGIN_PATHS:
             return "login"
         path = re.sub(r"^/files/certificate/[^/]+/$", "/files/certificate/<token>/", path)
-        path = re.sub(r"^/files/[^/]+/$", "/files/<token>/", path)
+        path = re.sub(r"^/files/(evidence|release)/[^/]+/$", r"/files/\1/<token>/", path)
+        path = re.sub(
+            r"^/files/(?!evidence/|release/|certificate/)[^/]+/$", "/files/<token>/", path
+        )
         return "redirect:" + re.sub(r"/\d+/", "/<id>/", path)
-    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-        response.status_code, str(response.status_code)
-    )
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+    }.get(response.status_code, str(response.status_code))
 
 
 @pytest.fixture
@@ -257,13 +321,21 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     deposit_verify(deposit=deposit, manifest={}, manifest_sha256="a" * 64, signature="s")
     deposit_seal(deposit=deposit, ciphertext_sha256="b" * 64, ciphertext_size=1, sealed_for=[])
     deposit_store(deposit=deposit)
-    make_claim(product=product, filed_by=subscriber)
-    subscription = make_subscription(licence=licence, actor=subscriber)
     NotaryRecipient.objects.create(
         notary=notary,
         label="safe",
         public_key="age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
     )
+    subscription = make_active_subscription(licence=licence, actor=subscriber, staff=staff)
+    make_acknowledged_deposit(product=product, notary=notary, version="2.0.0")
+    claim = claim_file(
+        product=product,
+        filed_by=subscriber,
+        condition="insolvency",
+        statement="Bankrupt.",
+        uploads=[Upload("ruling.pdf", b"%PDF-1.4\n")],
+    )
+    evidence = claim.evidence.get()
     audit_record(action="test.sample")
     token_create(product=product, label="CI", actor=staff)
     link = certificate_link(deposit=deposit, user=staff)
@@ -288,7 +360,17 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         state=DataExport.State.READY,
         stored_file=stored,
     )
+    other_licence = LicenceFactory(
+        customer=licence.customer, product=ProductFactory(vendor=product.vendor)
+    )
     return {
+        "subscription_to_cancel": make_subscription(licence=other_licence, actor=subscriber),
+        "claim": claim,
+        "evidence": evidence,
+        "evidence_token": evidence_link(evidence=evidence, viewer="test")
+        .rstrip("/")
+        .rsplit("/", 1)[1],
+        "vendor_token": vendor_claim_link(claim=claim).rstrip("/").rsplit("/", 1)[1],
         "licence": licence,
         "subscription": subscription,
         "invoice": invoice,

@@ -34,7 +34,7 @@ def _own_claim(request: HttpRequest, claim_id: int) -> ReleaseClaim:
 def claim_history(claim: ReleaseClaim) -> list[AuditEntry]:
     return list(
         AuditEntry.objects.filter(
-            object_type="escrow.releaseclaim", object_id=str(claim.pk)
+            object_type=ReleaseClaim._meta.label, object_id=str(claim.pk)
         ).order_by("sequence")
     )
 

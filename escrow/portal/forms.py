@@ -52,6 +52,20 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+class MultipleFileField(forms.FileField):
+    """Several files in one field (as Django's documentation shows)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return single(data, initial)
+
+
 def uploads_from(files: list[Any]) -> list[Upload]:
     """Read uploaded files into memory, refusing one over the size limit as soon as it is."""
     return [read_upload(file, file.name) for file in files]
@@ -61,11 +75,7 @@ class ContestForm(forms.Form):
     statement = forms.CharField(
         widget=forms.Textarea, max_length=20_000, help_text="Why the release condition is not met."
     )
-    documents = forms.FileField(
-        required=False,
-        widget=MultipleFileInput(attrs={"multiple": True}),
-        help_text="PDF, PNG or JPEG documents.",
-    )
+    documents = MultipleFileField(required=False, help_text="PDF, PNG or JPEG documents.")
 
 
 class ClaimForm(forms.Form):
@@ -74,9 +84,8 @@ class ClaimForm(forms.Form):
     statement = forms.CharField(
         widget=forms.Textarea, max_length=20_000, help_text="What happened, when, and how you know."
     )
-    documents = forms.FileField(
+    documents = MultipleFileField(
         required=False,
-        widget=MultipleFileInput(attrs={"multiple": True}),
         help_text="Evidence: PDF, PNG or JPEG (a court ruling, a register extract, letters).",
     )
 
@@ -86,4 +95,4 @@ class ClaimForm(forms.Form):
 
 
 class EvidenceForm(forms.Form):
-    documents = forms.FileField(widget=MultipleFileInput(attrs={"multiple": True}))
+    documents = MultipleFileField()

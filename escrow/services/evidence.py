@@ -24,7 +24,7 @@ from django.urls import reverse
 from escrow.models import ClaimEvidence, StoredFile
 from escrow.services.files import stored_file_put
 from escrow.vault import age
-from escrow.vault.keys import evidence_identity, evidence_recipients
+from escrow.vault.keys import NoNotaryRecipient, evidence_identity, evidence_recipients
 from escrow.vault.sites import all_sites
 
 # Recognised by their first bytes; what the browser claims the type is does not count.
@@ -50,8 +50,14 @@ def read_upload(file: BinaryIO, name: str, *, limit: int | None = None) -> Uploa
     limit = limit or settings.ESCROW_EVIDENCE_MAX_BYTES
     content = file.read(limit + 1)
     if len(content) > limit:
-        raise ValidationError(f"{_safe_name(name)} is larger than {limit // 1024**2} MiB.")
+        raise ValidationError(f"{_safe_name(name)} is larger than {_size(limit)}.")
     return Upload(name=name, content=content)
+
+
+def _size(limit: int) -> str:
+    from django.template.defaultfilters import filesizeformat
+
+    return str(filesizeformat(limit)).replace("\xa0", " ")
 
 
 def _safe_name(name: str) -> str:
@@ -81,7 +87,7 @@ def check_uploads(uploads: list[Upload]) -> list[tuple[Upload, str]]:
         if len(upload.content) > settings.ESCROW_EVIDENCE_MAX_BYTES:
             raise ValidationError(
                 f"{_safe_name(upload.name)} is larger than "
-                f"{settings.ESCROW_EVIDENCE_MAX_BYTES // 1024**2} MiB."
+                f"{_size(settings.ESCROW_EVIDENCE_MAX_BYTES)}."
             )
         checked.append((upload, content_type_of(upload)))
     return checked
@@ -91,10 +97,16 @@ def evidence_seal(*, claim_id: int, uploads: list[tuple[Upload, str]]) -> list[C
     """Seal and store checked documents; returns unsaved rows for the caller's
     transaction. Storage happens first and outside any transaction; a failure
     after it leaves an unreferenced sealed object, never a row without one."""
+    if not uploads:
+        return []
+    try:
+        recipients = evidence_recipients()
+    except NoNotaryRecipient as missing:
+        raise ValidationError(f"Evidence cannot be accepted now: {missing}") from missing
     rows = []
     for upload, content_type in uploads:
         sealed = io.BytesIO()
-        age.encrypt(io.BytesIO(upload.content), sealed, evidence_recipients())
+        age.encrypt(io.BytesIO(upload.content), sealed, recipients)
         name = _safe_name(upload.name)
         if not name.lower().endswith(EXTENSIONS[content_type]):
             name += EXTENSIONS[content_type]

@@ -119,9 +119,9 @@ def _records(organisation: Organisation) -> dict[str, QuerySet[Any]]:
         "data_exports.json": DataExport.objects.filter(organisation=organisation),
         "audit_log.json": AuditEntry.objects.filter(
             Q(actor__in=users)
-            | Q(object_type="escrow.organisation", object_id=str(organisation.pk))
+            | Q(object_type=Organisation._meta.label, object_id=str(organisation.pk))
             | Q(
-                object_type="billing.invoice",
+                object_type=Invoice._meta.label,
                 object_id__in=[str(pk) for pk in invoices.values_list("pk", flat=True)],
             )
         ),

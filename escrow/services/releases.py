@@ -148,7 +148,7 @@ def release_approve(
         raise PermissionDenied("Only a notary approves a release.")
     if claim.state != ClaimState.UNDER_REVIEW:
         raise TransitionRefused(
-            f"Claim #{claim.pk} is {claim.state!r}; only a claim under review can be approved."
+            f"Claim #{claim.pk} is '{claim.state}'; only a claim under review can be approved."
         )
     deposit = deposit_to_release(claim)
     if deposit is None:
