@@ -18,6 +18,7 @@ from escrow.models import (
     NotaryRecipient,
     Organisation,
     Product,
+    ReleaseKey,
     User,
 )
 from escrow.services.audit import audit_chain_verify
@@ -70,13 +71,18 @@ def test_demo_is_idempotent(tmp_path) -> None:
 
 
 @pytest.mark.django_db
-def test_the_notary_identity_goes_to_the_file_and_never_to_the_database(tmp_path) -> None:
+@pytest.mark.parametrize("file_name", ["notary.txt", "northwind-release-key.txt"])
+def test_demo_private_keys_go_to_files_and_never_to_the_database(tmp_path, file_name) -> None:
     run_demo(tmp_path)
-    path = tmp_path / "notary.txt"
+    path = tmp_path / file_name
     assert path.stat().st_mode & 0o077 == 0  # readable by its owner only
     identity = parse_identity_file(path.read_text())[0]
     secret = identity.to_string()
-    assert NotaryRecipient.objects.get().public_key == identity.recipient().to_string()
+    public = identity.recipient().to_string()
+    assert (
+        NotaryRecipient.objects.filter(public_key=public).exists()
+        or ReleaseKey.objects.filter(recipient=public).exists()
+    )
 
     everything = serializers.serialize(
         "json", [obj for model in [*MODELS, AuditEntry] for obj in model.objects.all()]

@@ -43,6 +43,7 @@ class Command(BaseCommand):
         if sealed:
             write(f"Open one with the age tool: age -d -i {result.identity_path} {sealed} | tar tz")
         write(f"Deposit API token for ledger-pro (shown once): {result.pipeline_token}")
+        write(f"Northwind's release key (to open a released file): {result.release_key_path}")
 
 
 def _local_sealed_file(result: Any) -> Path | None:
