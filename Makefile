@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: the age tool (interoperability tests), Chromium (browser tests),
 # Pango and fonts (WeasyPrint PDFs).
-SYSTEM_PACKAGES := age chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
-SYSTEM_COMMANDS := age age-keygen chromium
+SYSTEM_PACKAGES := age chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core restic postgresql-client
+SYSTEM_COMMANDS := age age-keygen chromium restic pg_dump
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -66,6 +66,8 @@ check-deploy: venv
 	env DJANGO_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" DJANGO_ALLOWED_HOSTS=escrow.example.com \
 	  ESCROW_SIGNING_KEY="$$($(BIN)/python -c 'from escrow.vault.manifest import generate_signing_key as g, signing_key_pem as p; print(p(g()).decode())')" \
 	  ESCROW_EVIDENCE_IDENTITY="$$(age-keygen 2>/dev/null)" \
+	  ESCROW_BACKUP_RECIPIENTS="$$(age-keygen 2>/dev/null | grep -o 'age1[a-z0-9]*' | head -1)" \
+	  ESCROW_BACKUP_SITE_URL=s3://escrow-backups ESCROW_BACKUP_SITE_ENDPOINT=https://s3.eu-west-1.amazonaws.com \
 	  DJANGO_SECURE=true DATABASE_URL=postgres://escrow@db.example.com:5432/escrow \
 	  CELERY_BROKER_URL=redis://broker.example.com:6379/0 ESCROW_SITES=primary,replica \
 	  ESCROW_SITE_PRIMARY_URL=s3://escrow-primary ESCROW_SITE_PRIMARY_ENDPOINT=https://s3.eu-central-1.amazonaws.com \

@@ -12,7 +12,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 
 from config.env import env_bool, env_decimal, env_int, env_list, env_str
-from config.storage_sites import sites_from_env
+from config.storage_sites import backup_site_from_env, sites_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ESCROW_VAR_DIR", str(BASE_DIR / "var")))
@@ -191,6 +191,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "billing-renewals-daily": {"task": "billing.tasks.renewals_due_task", "schedule": 24 * 60 * 60},
     "billing-lapse-daily": {"task": "billing.tasks.lapse_overdue_task", "schedule": 24 * 60 * 60},
+    "backup-daily": {"task": "escrow.tasks.backup_run_task", "schedule": 24 * 60 * 60},
+    "backup-drill-weekly": {"task": "escrow.tasks.backup_drill_task", "schedule": 7 * 24 * 60 * 60},
     "claims-contest-elapsed": {
         "task": "escrow.tasks.claims_contest_elapsed_task",
         "schedule": 15 * 60,
@@ -274,6 +276,15 @@ ESCROW_IDENTITY_SCRYPT_WORK_FACTOR = env_int("ESCROW_IDENTITY_SCRYPT_WORK_FACTOR
 # generated once under var/ (the deploy check refuses that in production).
 ESCROW_EVIDENCE_IDENTITY = env_str("ESCROW_EVIDENCE_IDENTITY")
 ESCROW_EVIDENCE_IDENTITY_PATH = VAR_DIR / "evidence_identity.txt"
+# Backups: where they go (a storage site that is not one of the vault's), who can
+# open them, and the retention (restic's keep-daily/weekly/monthly/yearly).
+ESCROW_BACKUP_SITE = backup_site_from_env(VAR_DIR / "backups")
+ESCROW_BACKUP_RECIPIENTS = env_list("ESCROW_BACKUP_RECIPIENTS")
+ESCROW_BACKUP_IDENTITY_PATH = VAR_DIR / "backup_identity.txt"
+ESCROW_BACKUP_KEEP_DAILY = env_int("ESCROW_BACKUP_KEEP_DAILY", 14, minimum=0)
+ESCROW_BACKUP_KEEP_WEEKLY = env_int("ESCROW_BACKUP_KEEP_WEEKLY", 8, minimum=0)
+ESCROW_BACKUP_KEEP_MONTHLY = env_int("ESCROW_BACKUP_KEEP_MONTHLY", 6, minimum=0)
+ESCROW_BACKUP_KEEP_YEARLY = env_int("ESCROW_BACKUP_KEEP_YEARLY", 1, minimum=0)
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Software Escrow")
 
 LOGGING = {

@@ -65,13 +65,13 @@ def sites_from_env(base: Path) -> list[StorageSite]:
     return [_site_from_env(name) for name in names]
 
 
-def _site_from_env(name: str) -> StorageSite:
+def _site_from_env(name: str, prefix: str | None = None) -> StorageSite:
     if not _SITE_NAME.match(name):
         raise ImproperlyConfigured(
             f"ESCROW_SITES: {name!r} is not a valid site name "
             "(lower-case letters, digits, '-' and '_', starting with a letter)."
         )
-    prefix = f"ESCROW_SITE_{name.upper().replace('-', '_')}"
+    prefix = prefix or f"ESCROW_SITE_{name.upper().replace('-', '_')}"
     url = env_str(f"{prefix}_URL")
     if not url:
         raise ImproperlyConfigured(f"{prefix}_URL is not set for site {name!r}.")
@@ -103,3 +103,12 @@ def _site_from_env(name: str) -> StorageSite:
             provider=env_str(f"{prefix}_PROVIDER", endpoint or "aws"),
         )
     raise ImproperlyConfigured(f"{prefix}_URL must start with file:// or s3://, not {url!r}.")
+
+
+def backup_site_from_env(default_folder: Path) -> StorageSite:
+    """The backup site: ``ESCROW_BACKUP_SITE_URL`` (and ``_ENDPOINT``, ``_REGION``,
+    ``_ACCESS_KEY_ID``, ``_SECRET_ACCESS_KEY``, ``_PROVIDER`` as for vault sites), or a
+    local folder by default. Backups refuse to run when it is one of the vault's sites."""
+    if not env_str("ESCROW_BACKUP_SITE_URL"):
+        return _local("backup", default_folder)
+    return _site_from_env("backup", prefix="ESCROW_BACKUP_SITE")

@@ -12,6 +12,8 @@ from escrow import admin_tokens  # noqa: F401  (registers the deposit-token admi
 from escrow.admin_helpers import AuditedAdmin, transition_action
 from escrow.models import (
     AuditEntry,
+    Backup,
+    BackupDrill,
     Deposit,
     DepositCopy,
     NotaryRecipient,
@@ -149,6 +151,37 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Backup)
+class BackupAdmin(admin.ModelAdmin):
+    """Backups are made by the scheduled task or `manage.py backup run`; staff read."""
+
+    list_display = ("created_at", "state", "size", "kept_by", "pruned_at", "problem")
+    list_filter = ("state",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in Backup._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(BackupDrill)
+class BackupDrillAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "backup", "ok", "problem")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in BackupDrill._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

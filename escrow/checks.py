@@ -62,6 +62,22 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
                 id="escrow.E008",
             )
         )
+    if not settings.ESCROW_BACKUP_RECIPIENTS:
+        errors.append(
+            Error(
+                "ESCROW_BACKUP_RECIPIENTS is not set: backups would be encrypted to a key "
+                "generated under var/ on this server.",
+                id="escrow.E009",
+            )
+        )
+    if settings.ESCROW_BACKUP_SITE["kind"] != "s3":
+        errors.append(
+            Error(
+                "ESCROW_BACKUP_SITE_URL is not set to an S3 bucket: backups must be kept at "
+                "another site than the original.",
+                id="escrow.E010",
+            )
+        )
     if settings.DEBUG:
         errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
     return errors

@@ -10,6 +10,7 @@ from django.core.mail import mail_admins
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from escrow.backups.service import _Raised, backup_drill, backup_run
 from escrow.models import (
     ClaimRelease,
     ClaimState,
@@ -174,3 +175,20 @@ def release_letter_task(release_id: int) -> None:
     release = ClaimRelease.objects.filter(pk=release_id).first()
     if release is not None:
         release_letter(release=release)
+
+
+@shared_task(bind=True, name="escrow.tasks.backup_run_task", max_retries=3)
+def backup_run_task(self: Any, retry_of: int | None = None) -> int:
+    """The daily backup; a failed one is recorded and mailed, then retried."""
+    try:
+        return backup_run().pk
+    except _Raised as failed:
+        if self.request.is_eager or self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(exc=failed, countdown=15 * 60) from failed
+
+
+@shared_task(name="escrow.tasks.backup_drill_task")
+def backup_drill_task() -> bool:
+    """The weekly restore drill; a failure is recorded and mailed to staff."""
+    return backup_drill().ok

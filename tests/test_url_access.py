@@ -23,11 +23,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from billing.invoicing import Line, invoice_issue
 from billing.models import Invoice
 from escrow.certificates import certificate_link
-from escrow.models import DataExport, Deposit, NotaryRecipient
+from escrow.models import Backup, BackupDrill, DataExport, Deposit, NotaryRecipient
 from escrow.services.audit import audit_record
 from escrow.services.claims import claim_file
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
@@ -175,6 +176,10 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:billing_subscription_add",
             "admin:billing_subscription_delete",
             "admin:escrow_deposittoken_delete",
+            "admin:escrow_backup_add",
+            "admin:escrow_backup_delete",
+            "admin:escrow_backupdrill_add",
+            "admin:escrow_backupdrill_delete",
             "admin:billing_invoice_add",
             "admin:billing_invoice_delete",
         ],
@@ -360,6 +365,10 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         state=DataExport.State.READY,
         stored_file=stored,
     )
+    failed_backup = Backup.objects.create(
+        created_at=timezone.now(), state=Backup.State.FAILED, problem="sample"
+    )
+    BackupDrill.objects.create(backup=failed_backup, ok=False, problem="sample")
     other_licence = LicenceFactory(
         customer=licence.customer, product=ProductFactory(vendor=product.vendor)
     )

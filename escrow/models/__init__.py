@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from escrow.models.audit import AuditChainHead, AuditEntry
+from escrow.models.backups import Backup, BackupDrill
 from escrow.models.claims import (
     ClaimEvidence,
     ClaimRelease,
@@ -20,6 +21,8 @@ from escrow.models.tokens import DepositToken
 __all__ = [
     "AuditChainHead",
     "AuditEntry",
+    "Backup",
+    "BackupDrill",
     "ClaimEvidence",
     "ClaimRelease",
     "ClaimState",

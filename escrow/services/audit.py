@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +78,20 @@ class ChainReport:
 
 def audit_chain_verify() -> ChainReport:
     """Walk the chain from the first entry and report the first entry that breaks it."""
+    entries = AuditEntry.objects.order_by("sequence").iterator(chunk_size=2000)
+    head = AuditChainHead.objects.get(id=1)
+    return audit_chain_check(entries, head_sequence=head.sequence, head_hash=head.entry_hash)
+
+
+def audit_chain_check(
+    entries: Iterable[AuditEntry], *, head_sequence: int, head_hash: str
+) -> ChainReport:
+    """Check entries (in sequence order) and the head against each other; shared by
+    the live check and the restore drill, which reads a restored database directly."""
     expected_previous = GENESIS_HASH
     expected_sequence = 1
     checked = 0
-    for entry in AuditEntry.objects.order_by("sequence").iterator(chunk_size=2000):
+    for entry in entries:
         if entry.sequence != expected_sequence:
             return ChainReport(checked, expected_sequence, f"entry #{expected_sequence} is missing")
         if entry.previous_hash != expected_previous:
@@ -96,11 +107,10 @@ def audit_chain_verify() -> ChainReport:
         expected_previous = entry.entry_hash
         expected_sequence += 1
         checked += 1
-    head = AuditChainHead.objects.get(id=1)
-    if head.sequence != checked or head.entry_hash != expected_previous:
+    if head_sequence != checked or head_hash != expected_previous:
         return ChainReport(
             checked,
             checked + 1,
-            f"the chain ends at entry #{checked} but its head records entry #{head.sequence}",
+            f"the chain ends at entry #{checked} but its head records entry #{head_sequence}",
         )
     return ChainReport(checked)

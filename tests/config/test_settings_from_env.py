@@ -148,6 +148,9 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 PRODUCTION = {
+    "ESCROW_BACKUP_RECIPIENTS": X25519Identity.generate().recipient().to_string(),
+    "ESCROW_BACKUP_SITE_URL": "s3://escrow-backups",
+    "ESCROW_BACKUP_SITE_ENDPOINT": "https://s3.eu-west-1.amazonaws.com",
     "ESCROW_EVIDENCE_IDENTITY": X25519Identity.generate().to_string(),
     "ESCROW_SIGNING_KEY": signing_key_pem(generate_signing_key()).decode(),
     "DJANGO_SECRET_KEY": "x" * 20 + "production-only-secret-key-with-enough-entropy-0123456789",
@@ -184,6 +187,8 @@ def test_the_deploy_check_names_every_embedded_default_left_in_place(tmp_path) -
         "escrow.E004",
         "escrow.E007",
         "escrow.E008",
+        "escrow.E009",
+        "escrow.E010",
         "security.W004",
         "security.W008",
         "security.W012",
