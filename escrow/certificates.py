@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core import signing
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from escrow.links import link_claims, link_token
 from escrow.models import Deposit, DepositState, Role, User
 from escrow.selectors import products_covered_for
 from escrow.vault.keys import system_signing_key
@@ -35,18 +34,18 @@ def may_see_certificate(user: Any, deposit: Deposit) -> bool:
 
 def certificate_link(*, deposit: Deposit, user: User) -> str:
     """A download path that works for ESCROW_LINK_SECONDS (at most an hour)."""
-    token = signing.dumps({"deposit": deposit.pk, "user": user.pk}, salt=LINK_SALT)
+    token = link_token(salt=LINK_SALT, deposit=deposit.pk, user=user.pk)
     return reverse("certificate-download", kwargs={"token": token})
 
 
 def certificate_from_link(token: str) -> tuple[Deposit, User] | None:
     """The deposit and user a link was made for, or ``None`` when it is forged or expired."""
-    try:
-        claims = signing.loads(token, salt=LINK_SALT, max_age=settings.ESCROW_LINK_SECONDS)
-    except signing.BadSignature:  # also SignatureExpired
+    found = link_claims(token, salt=LINK_SALT)
+    if found is None:
         return None
-    deposit = Deposit.objects.filter(pk=claims.get("deposit")).select_related("product").first()
-    user = User.objects.filter(pk=claims.get("user"), is_active=True).first()
+    claims, _ = found
+    deposit = Deposit.objects.filter(pk=claims.get("deposit", 0)).select_related("product").first()
+    user = User.objects.filter(pk=claims.get("user", 0), is_active=True).first()
     if deposit is None or user is None:
         return None
     return deposit, user

@@ -35,6 +35,7 @@ from escrow.backups.store import backup_delete, backup_site_config, backup_store
 from escrow.models import AuditChainHead, Backup, BackupDrill, DepositCopy, StoredFile
 from escrow.services.audit import audit_record
 from escrow.vault import age
+from escrow.vault.keys import new_identity_file, write_key_once
 from escrow.vault.sites import SiteError, all_sites, hash_stream
 
 
@@ -50,11 +51,7 @@ def backup_recipients() -> list[age.X25519Recipient]:
         except age.AgeError as error:
             raise BackupError(f"ESCROW_BACKUP_RECIPIENTS: {error}") from error
     path = settings.ESCROW_BACKUP_IDENTITY_PATH
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(age.X25519Identity.generate().to_string() + "\n")
+    write_key_once(path, new_identity_file)
     return [age.parse_identity_file(path.read_text())[0].recipient()]
 
 

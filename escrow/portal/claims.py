@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from escrow.access import customer_required
 from escrow.models import AuditEntry, ClaimRelease, ClaimState, ReleaseClaim, StoredFile
+from escrow.models.claims import WITHDRAWABLE_STATES
 from escrow.portal.forms import ClaimForm, EvidenceForm, uploads_from
 from escrow.selectors import products_licensed_by
 from escrow.services.claims import (
@@ -86,15 +87,7 @@ def claim_detail(request: HttpRequest, claim_id: int) -> HttpResponse:
         "release": release,
         "passphrase": passphrase,
         "evidence_form": EvidenceForm(),
-        "may_withdraw": claim.state
-        in {
-            ClaimState.FILED,
-            ClaimState.VENDOR_NOTIFIED,
-            ClaimState.CONTESTED,
-            ClaimState.UNCONTESTED,
-            ClaimState.UNDER_REVIEW,
-            ClaimState.EVIDENCE_REQUESTED,
-        },
+        "may_withdraw": claim.state in WITHDRAWABLE_STATES,
     }
     return render(request, "portal/claim.html", context)
 

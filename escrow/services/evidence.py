@@ -10,17 +10,16 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from escrow.links import link_claims, link_token
 from escrow.models import ClaimEvidence, StoredFile
 from escrow.services.files import stored_file_put
 from escrow.vault import age
@@ -145,20 +144,14 @@ def evidence_open(evidence: ClaimEvidence) -> bytes:
 
 def evidence_link(*, evidence: ClaimEvidence, viewer: str) -> str:
     """A path that shows one document for at most ESCROW_LINK_SECONDS."""
-    expires = int(time.time()) + settings.ESCROW_LINK_SECONDS
-    token = signing.dumps(
-        {"evidence": evidence.pk, "viewer": viewer, "exp": expires}, salt=LINK_SALT
-    )
+    token = link_token(salt=LINK_SALT, evidence=evidence.pk, viewer=viewer)
     return reverse("evidence-download", kwargs={"token": token})
 
 
 def evidence_from_link(token: str) -> tuple[ClaimEvidence, str] | None:
-    try:
-        claims = signing.loads(token, salt=LINK_SALT)
-    except signing.BadSignature:
+    found = link_claims(token, salt=LINK_SALT)
+    if found is None:
         return None
-    remaining = int(claims.get("exp", 0)) - int(time.time())
-    if remaining <= 0 or remaining > settings.ESCROW_LINK_SECONDS:
-        return None
-    evidence = ClaimEvidence.objects.filter(pk=claims.get("evidence")).first()
+    claims, _ = found
+    evidence = ClaimEvidence.objects.filter(pk=claims.get("evidence", 0)).first()
     return (evidence, str(claims.get("viewer", ""))) if evidence else None

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import BinaryIO
 
-from django.conf import settings
-from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 
+from escrow.links import link_claims, link_token
 from escrow.models import StoredFile, User
 from escrow.vault.sites import StorageSiteClient, all_sites, hash_stream
 
@@ -60,24 +58,19 @@ def stored_file_replicate(*, stored: StoredFile) -> None:
 
 def file_link(*, stored: StoredFile, user: User) -> str:
     """A download path for ``user`` that works for ESCROW_LINK_SECONDS (at most an hour)."""
-    expires = int(time.time()) + settings.ESCROW_LINK_SECONDS
-    token = signing.dumps({"file": stored.pk, "user": user.pk, "exp": expires}, salt=LINK_SALT)
+    token = link_token(salt=LINK_SALT, file=stored.pk, user=user.pk)
     return reverse("file-download", kwargs={"token": token})
 
 
 def file_from_link(token: str) -> tuple[StoredFile, User, int] | None:
     """The file and user a link was made for and the seconds it has left; ``None`` when
     the link is forged, expired, or its user is no longer active."""
-    try:
-        claims = signing.loads(token, salt=LINK_SALT)
-    except signing.BadSignature:
+    found = link_claims(token, salt=LINK_SALT)
+    if found is None:
         return None
-    remaining = int(claims.get("exp", 0)) - int(time.time())
-    # Never longer than the setting allows now, even for a link made under a longer one.
-    if remaining <= 0 or remaining > settings.ESCROW_LINK_SECONDS:
-        return None
-    stored = StoredFile.objects.filter(pk=claims.get("file")).first()
-    user = User.objects.filter(pk=claims.get("user"), is_active=True).first()
+    claims, remaining = found
+    stored = StoredFile.objects.filter(pk=claims.get("file", 0)).first()
+    user = User.objects.filter(pk=claims.get("user", 0), is_active=True).first()
     if stored is None or user is None:
         return None
     return stored, user, remaining

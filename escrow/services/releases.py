@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from escrow.links import link_claims, link_token
 from escrow.models import (
     ClaimRelease,
     ClaimState,
@@ -271,38 +272,25 @@ RELEASE_LINK_SALT = "escrow.release-link"
 
 def release_link(*, release: ClaimRelease, user: User) -> str:
     """A download path for the released file, valid for ESCROW_LINK_SECONDS."""
-    import time
-
-    from django.core import signing
     from django.urls import reverse
 
-    expires = int(time.time()) + settings.ESCROW_LINK_SECONDS
-    token = signing.dumps(
-        {"release": release.pk, "user": user.pk, "exp": expires}, salt=RELEASE_LINK_SALT
-    )
+    token = link_token(salt=RELEASE_LINK_SALT, release=release.pk, user=user.pk)
     return reverse("release-download", kwargs={"token": token})
 
 
 def release_from_link(token: str) -> tuple[ClaimRelease, User] | None:
     """The release and user of a link; ``None`` if forged, expired, or the user may no
     longer download it (inactive, or no longer a user of the claimant)."""
-    import time
-
-    from django.core import signing
-
-    try:
-        claims = signing.loads(token, salt=RELEASE_LINK_SALT)
-    except signing.BadSignature:
+    found = link_claims(token, salt=RELEASE_LINK_SALT)
+    if found is None:
         return None
-    remaining = int(claims.get("exp", 0)) - int(time.time())
-    if remaining <= 0 or remaining > settings.ESCROW_LINK_SECONDS:
-        return None
+    claims, _ = found
     release = (
-        ClaimRelease.objects.filter(pk=claims.get("release"))
+        ClaimRelease.objects.filter(pk=claims.get("release", 0))
         .select_related("claim", "deposit__product")
         .first()
     )
-    user = User.objects.filter(pk=claims.get("user"), is_active=True).first()
+    user = User.objects.filter(pk=claims.get("user", 0), is_active=True).first()
     if release is None or user is None or user.organisation_id != release.claim.claimant_id:
         return None
     return release, user

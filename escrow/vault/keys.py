@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
@@ -33,17 +35,22 @@ def system_signing_key() -> Ed25519PrivateKey:
         except ManifestError as error:
             raise ImproperlyConfigured(f"ESCROW_SIGNING_KEY: {error}") from error
     path = settings.ESCROW_SIGNING_KEY_PATH
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two processes starting at once must not both write a key.
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(signing_key_pem(generate_signing_key()))
+    write_key_once(path, lambda: signing_key_pem(generate_signing_key()))
     return load_signing_key(path.read_bytes())
+
+
+def write_key_once(path: Path, make: Callable[[], bytes]) -> None:
+    """Write a locally generated key, readable by its owner only, unless it exists.
+    O_EXCL: of two processes starting at once, only one writes; both then read it."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(make())
 
 
 def seal_recipients() -> list[X25519Recipient]:
@@ -77,16 +84,12 @@ def evidence_identity() -> X25519Identity:
         except (AgeError, IndexError) as error:
             raise ImproperlyConfigured(f"ESCROW_EVIDENCE_IDENTITY: {error}") from error
     path = settings.ESCROW_EVIDENCE_IDENTITY_PATH
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(X25519Identity.generate().to_string() + "\n")
+    write_key_once(path, new_identity_file)
     return parse_identity_file(path.read_text())[0]
+
+
+def new_identity_file() -> bytes:
+    return (X25519Identity.generate().to_string() + "\n").encode()
 
 
 def evidence_recipients() -> list[X25519Recipient]:
