@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from escrow.models import (
     AuditEntry,
+    ClaimEvidence,
     DataExport,
     Notification,
     Organisation,
@@ -30,6 +31,7 @@ from escrow.models import (
     User,
 )
 from escrow.services.audit import audit_record
+from escrow.services.evidence import evidence_open
 from escrow.services.files import stored_file_put
 from escrow.services.notifications import notify
 
@@ -117,6 +119,7 @@ def _records(organisation: Organisation) -> dict[str, QuerySet[Any]]:
         "release_key.json": ReleaseKey.objects.filter(organisation=organisation),
         "notifications.json": Notification.objects.filter(organisation=organisation),
         "data_exports.json": DataExport.objects.filter(organisation=organisation),
+        "claim_evidence.json": ClaimEvidence.objects.filter(claim__in=claims),
         "audit_log.json": AuditEntry.objects.filter(
             Q(actor__in=users)
             | Q(object_type=Organisation._meta.label, object_id=str(organisation.pk))
@@ -156,6 +159,14 @@ def export_build(*, export: DataExport) -> DataExport:
                 document = invoice_document(invoice=invoice)
                 with _open_stored(document) as stream:
                     archive.writestr(f"invoices/{document.filename}", stream.read())
+            evidence = ClaimEvidence.objects.filter(
+                claim__claimant=organisation, side=ClaimEvidence.Side.CLAIMANT
+            ).order_by("pk")
+            for item in evidence:
+                archive.writestr(
+                    f"documents/claim-{item.claim_id}/{item.pk}-{item.filename}",
+                    evidence_open(item),
+                )
             archive.writestr("README.txt", _readme(organisation))
         stored = stored_file_put(
             key=f"exports/{organisation.pk}/export-{export.pk}.zip",
@@ -195,4 +206,5 @@ def _readme(organisation: Organisation) -> str:
         f"Data export of {organisation.name}, made {timezone.now():%Y-%m-%d %H:%M} UTC.\n\n"
         "data/*.json  every record your organisation owns, one JSON file per kind of record\n"
         "invoices/    your invoices and credit notes as PDF\n"
+        "documents/   the evidence you filed with release claims\n"
     )

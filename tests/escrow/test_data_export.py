@@ -152,3 +152,28 @@ def test_another_organisations_export_is_not_found(
     export = DataExport.objects.get()
     response = signed_in_client(other).get(f"/portal/exports/{export.pk}/download/")
     assert response.status_code == 404
+
+
+def test_the_export_holds_the_evidence_documents_the_organisation_filed(
+    two_customers, notary, notary_identity, product, staff, django_capture_on_commit_callbacks
+) -> None:
+    from escrow.services.claims import claim_file
+    from escrow.services.evidence import Upload
+    from tests.factories import make_acknowledged_deposit
+
+    subscriber, _ = two_customers
+    make_acknowledged_deposit(product=product, notary=notary)
+    document = b"%PDF-1.4\n% the court ruling\n"
+    claim = claim_file(
+        product=product,
+        filed_by=subscriber,
+        condition="insolvency",
+        statement="Bankrupt.",
+        uploads=[Upload("ruling.pdf", document)],
+    )
+    client = signed_in_client(subscriber)
+    request_export(client, django_capture_on_commit_callbacks)
+    archive = download(client, DataExport.objects.get())
+    evidence = claim.evidence.get()
+    assert archive.read(f"documents/claim-{claim.pk}/{evidence.pk}-ruling.pdf") == document
+    assert json.loads(archive.read("data/claim_evidence.json"))[0]["pk"] == evidence.pk
