@@ -66,3 +66,24 @@ def render_certificate_pdf(*, deposit: Deposit) -> bytes:
     }
     html = render_to_string("certificates/deposit.html", context)
     return bytes(HTML(string=html).write_pdf())
+
+
+def certificate_document(*, deposit: Deposit) -> bytes:
+    """The certificate for the deposit's current state, rendered once per state and kept
+    in the storage sites with every other document (a later state gets a new one)."""
+    from escrow.models import StoredFile
+    from escrow.services.files import stored_file_put
+    from escrow.vault.sites import all_sites
+
+    key = f"certificates/{deposit.product.slug}/{deposit.pk}/{deposit.state}.pdf"
+    stored = StoredFile.objects.filter(key=key).first()
+    if stored is None:
+        stored = stored_file_put(
+            key=key,
+            source=render_certificate_pdf(deposit=deposit),
+            purpose=StoredFile.Purpose.CERTIFICATE,
+            content_type="application/pdf",
+            filename=f"deposit-{deposit.product.slug}-{deposit.version}.pdf",
+        )
+    with all_sites()[0].open(stored.key) as stream:
+        return stream.read(stored.size + 1)

@@ -14,6 +14,7 @@ class StoredFile(models.Model):
         EXPORT = "export", "Data export"
         EVIDENCE = "evidence", "Claim evidence (sealed)"
         RELEASE = "release", "Release header or letter"
+        CERTIFICATE = "certificate", "Deposit certificate"
 
     key = models.CharField(max_length=512, unique=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices)

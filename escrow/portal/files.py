@@ -21,10 +21,10 @@ from django.views.decorators.http import require_GET
 from escrow.access import public
 from escrow.certificates import (
     CERTIFIABLE_STATES,
+    certificate_document,
     certificate_from_link,
     certificate_link,
     may_see_certificate,
-    render_certificate_pdf,
 )
 from escrow.models import Deposit
 from escrow.services.audit import audit_record
@@ -58,7 +58,7 @@ def certificate_download(request: HttpRequest, token: str) -> HttpResponse:
     if deposit.state not in CERTIFIABLE_STATES or not _still_allowed(user, deposit):
         raise Http404("This link is no longer valid.")
     audit_record(action="deposit.certificate_download", actor=user, target=deposit)
-    response = HttpResponse(render_certificate_pdf(deposit=deposit), content_type="application/pdf")
+    response = HttpResponse(certificate_document(deposit=deposit), content_type="application/pdf")
     name = f"deposit-{deposit.product.slug}-{deposit.version}.pdf"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = "private, no-store"

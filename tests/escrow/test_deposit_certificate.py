@@ -92,3 +92,21 @@ def test_the_certificate_shows_the_acknowledgement(deposit, notary, staff) -> No
     text = pdf_text(pdf)
     assert notary.full_name in text
     assert "Not acknowledged" not in text
+
+
+def test_the_certificate_is_kept_in_every_storage_site(
+    deposit, staff, settings, django_capture_on_commit_callbacks
+) -> None:
+    from pathlib import Path
+
+    from escrow.models import StoredFile
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _, pdf = download(signed_in_client(staff), deposit)
+    stored = StoredFile.objects.get(purpose="certificate")
+    for site in settings.ESCROW_SITES:
+        assert (Path(site["path"]) / stored.key).read_bytes() == pdf
+    # The same state serves the same stored document again.
+    _, again = download(signed_in_client(staff), deposit)
+    assert again == pdf
+    assert StoredFile.objects.filter(purpose="certificate").count() == 1
