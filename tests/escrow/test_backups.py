@@ -53,7 +53,9 @@ def opened_bundle(settings, backup: Backup) -> tarfile.TarFile:
 
 def sqlite_only() -> None:
     if connection.vendor != "sqlite":
-        pytest.skip("restores into a SQLite file; on PostgreSQL the drill test restores with pg_restore")
+        pytest.skip(
+            "restores into a SQLite file; on PostgreSQL the drill test restores with pg_restore"
+        )
 
 
 # Committed data: on PostgreSQL the dump reads through its own snapshot.
