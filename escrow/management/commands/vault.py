@@ -187,6 +187,26 @@ def _handle_scrub(options: Options) -> None:
     _report_repairs(vault_scrub(), verb="healed")
 
 
+def _handle_prepare_sites(options: Options) -> None:
+    """Check every vault site and the backup site, and set up what a site allows
+    (versioning, Object Lock retention); run it when deploying."""
+    from escrow.backups.store import backup_store
+    from escrow.vault.sites import SiteError, all_sites
+
+    try:
+        for site in [*all_sites(), backup_store()]:
+            report = site.ensure_ready()
+            lock = f", object lock {report.object_lock_mode}" if report.object_lock_mode else ""
+            sys.stdout.write(
+                f"{report.name} ({report.kind}): versioning "
+                f"{'on' if report.versioning else 'off'}{lock}\n"
+            )
+            for note in report.notes:
+                sys.stdout.write(f"  {note}\n")
+    except SiteError as error:
+        raise cli.VaultCliError(str(error)) from error
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
     "encrypt": Subcommand(
         "encrypt IN to age recipients or a passphrase",
@@ -217,6 +237,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "re-hash every stored copy and heal a damaged one from a good copy",
         _add_repair_arguments,
         _handle_scrub,
+    ),
+    "prepare-sites": Subcommand(
+        "check the vault and backup sites; turn on versioning and Object Lock retention",
+        _add_repair_arguments,
+        _handle_prepare_sites,
     ),
 }
 

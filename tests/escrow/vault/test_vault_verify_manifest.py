@@ -70,3 +70,29 @@ def test_a_missing_file_or_deposit_is_named(tmp_path, db) -> None:
         verify(str(tmp_path / "nope.json"))
     with pytest.raises(CommandError, match="deposit #999 has no stored manifest"):
         verify("--deposit", "999")
+
+
+def test_prepare_sites_turns_on_versioning_in_every_s3_site(settings, s3_endpoint, capsys, db):
+    from tests.s3server import new_bucket, s3_client, s3_site_config
+
+    client = s3_client(s3_endpoint)
+    names = [new_bucket(client) for _ in range(3)]
+    settings.ESCROW_SITES = [
+        s3_site_config(site, bucket, s3_endpoint)
+        for site, bucket in zip(["primary", "replica"], names, strict=False)
+    ]
+    settings.ESCROW_BACKUP_SITE = s3_site_config("backup", names[2], s3_endpoint)
+    call_command("vault", "prepare-sites")
+    output = capsys.readouterr().out
+    for site in ("primary", "replica", "backup"):
+        assert f"{site} (s3): versioning on" in output
+    for bucket in names:
+        assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+
+
+def test_prepare_sites_names_an_unreachable_site(settings, db):
+    from tests.s3server import closed_endpoint_url, s3_site_config
+
+    settings.ESCROW_SITES = [s3_site_config("primary", "vault-x", closed_endpoint_url())]
+    with pytest.raises(CommandError):
+        call_command("vault", "prepare-sites")
