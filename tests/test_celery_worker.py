@@ -5,9 +5,6 @@ both); otherwise it is skipped locally and fails in CI."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,14 +17,9 @@ from escrow.models import AuditEntry
 from escrow.services.audit import audit_record
 from escrow.tasks import audit_chain_verify
 from tests.conftest import skip_or_fail
+from tests.workers import database_url_of_the_test_database, start_worker
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def database_url_of_the_test_database() -> str:
-    db = connection.settings_dict
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.mark.services
@@ -42,31 +34,14 @@ def test_a_real_worker_runs_a_task_from_redis_against_postgresql(tmp_path) -> No
         audit_record(action="test.before_worker", details={"step": step})
     # A queue of its own, so no other worker on this machine takes the task.
     queue = f"test-{uuid.uuid4().hex[:12]}"
-    environment = os.environ | {
-        "DATABASE_URL": database_url_of_the_test_database(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "ESCROW_VAR_DIR": str(tmp_path),
-    }
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--queues",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    worker = start_worker(
+        queue,
+        {
+            "DATABASE_URL": database_url_of_the_test_database(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "ESCROW_VAR_DIR": str(tmp_path),
+        },
+        tmp_path / "worker.log",
     )
     try:
         audit_chain_verify.apply_async(queue=queue)
@@ -83,7 +58,6 @@ def test_a_real_worker_runs_a_task_from_redis_against_postgresql(tmp_path) -> No
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-        log.close()
 
     entry = AuditEntry.objects.get(action="audit.chain_verified")
     assert entry.details == {"entries": 3}

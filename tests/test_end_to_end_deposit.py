@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -37,6 +36,7 @@ from escrow.vault.sites import all_sites
 from tests import archives
 from tests.conftest import skip_or_fail
 from tests.s3server import new_bucket, s3_client, s3_site_config
+from tests.workers import database_url_of_the_test_database, start_worker
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -97,41 +97,6 @@ def site_environment(sites: list[StorageSite]) -> dict[str, str]:
             f"{prefix}_PROVIDER": site["provider"],
         }
     return environment
-
-
-def database_url_of_the_test_database() -> str:
-    db = connection.settings_dict
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def start_worker(queue: str, extra: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    inherited = {
-        name: value for name, value in os.environ.items() if not name.startswith("ESCROW_SITE")
-    }
-    environment = inherited | extra
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--queues",
-                queue,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-            ],
-            cwd=ROOT,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
 
 
 def put_archive(url: str, body: bytes, secret: str) -> tuple[int, bytes]:
