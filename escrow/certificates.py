@@ -72,8 +72,7 @@ def certificate_document(*, deposit: Deposit) -> bytes:
     """The certificate for the deposit's current state, rendered once per state and kept
     in the storage sites with every other document (a later state gets a new one)."""
     from escrow.models import StoredFile
-    from escrow.services.files import stored_file_put
-    from escrow.vault.sites import all_sites
+    from escrow.services.files import open_stored, stored_file_put
 
     key = f"certificates/{deposit.product.slug}/{deposit.pk}/{deposit.state}.pdf"
     stored = StoredFile.objects.filter(key=key).first()
@@ -85,5 +84,5 @@ def certificate_document(*, deposit: Deposit) -> bytes:
             content_type="application/pdf",
             filename=f"deposit-{deposit.product.slug}-{deposit.version}.pdf",
         )
-    with all_sites()[0].open(stored.key) as stream:
+    with open_stored(stored) as stream:
         return stream.read(stored.size + 1)

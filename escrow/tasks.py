@@ -10,7 +10,7 @@ from django.core.mail import mail_admins
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from escrow.backups.service import _Raised, backup_drill, backup_run
+from escrow.backups.service import BackupFailed, backup_drill, backup_run
 from escrow.models import (
     ClaimRelease,
     ClaimState,
@@ -182,7 +182,7 @@ def backup_run_task(self: Any, retry_of: int | None = None) -> int:
     """The daily backup; a failed one is recorded and mailed, then retried."""
     try:
         return backup_run().pk
-    except _Raised as failed:
+    except BackupFailed as failed:
         if self.request.is_eager or self.request.retries >= self.max_retries:
             raise
         raise self.retry(exc=failed, countdown=15 * 60) from failed

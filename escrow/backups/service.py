@@ -207,7 +207,7 @@ def backup_run(*, now: datetime | None = None) -> Backup:
                 key = f"backups/{now:%Y/%m/%d}/backup-{now:%Y%m%dT%H%M%S%f}Z.tar.age"
                 stored = backup_store().put(key, stream, sha256=sha256, size=size)
     except (BackupError, SiteError, OSError, age.AgeError) as error:
-        raise _Raised(_failed(now, str(error)), error) from error
+        raise BackupFailed(_failed(now, str(error)), error) from error
     backup = Backup.objects.create(
         created_at=now,
         state=Backup.State.OK,
@@ -223,7 +223,9 @@ def backup_run(*, now: datetime | None = None) -> Backup:
     return backup
 
 
-class _Raised(Exception):
+class BackupFailed(Exception):
+    """A backup that failed: recorded (``backup``), mailed to staff, re-raised for retry."""
+
     def __init__(self, backup: Backup, error: Exception) -> None:
         super().__init__(str(error))
         self.backup = backup

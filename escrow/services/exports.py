@@ -32,7 +32,7 @@ from escrow.models import (
 )
 from escrow.services.audit import audit_record
 from escrow.services.evidence import evidence_open
-from escrow.services.files import stored_file_put
+from escrow.services.files import open_stored, stored_file_put
 from escrow.services.notifications import notify
 
 
@@ -157,7 +157,7 @@ def export_build(*, export: DataExport) -> DataExport:
                 archive.writestr(f"data/{name}", _serialise(name, queryset))
             for invoice in Invoice.objects.filter(customer=organisation).order_by("pk"):
                 document = invoice_document(invoice=invoice)
-                with _open_stored(document) as stream:
+                with open_stored(document) as stream:
                     archive.writestr(f"invoices/{document.filename}", stream.read())
             evidence = ClaimEvidence.objects.filter(
                 claim__claimant=organisation, side=ClaimEvidence.Side.CLAIMANT
@@ -193,12 +193,6 @@ def export_fail(*, export: DataExport, problem: str) -> None:
     DataExport.objects.filter(pk=export.pk, state=DataExport.State.BUILDING).update(
         state=DataExport.State.FAILED, problem=problem, finished_at=timezone.now()
     )
-
-
-def _open_stored(document: StoredFile) -> Any:
-    from escrow.vault.sites import all_sites
-
-    return all_sites()[0].open(document.key)
 
 
 def _readme(organisation: Organisation) -> str:

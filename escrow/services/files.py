@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from escrow.links import link_claims, link_token
 from escrow.models import StoredFile, User
-from escrow.vault.sites import StorageSiteClient, all_sites, hash_stream
+from escrow.vault.sites import all_sites, hash_stream
 
 LINK_SALT = "escrow.file-link"
 
@@ -76,6 +76,6 @@ def file_from_link(token: str) -> tuple[StoredFile, User, int] | None:
     return stored, user, remaining
 
 
-def open_primary(stored: StoredFile) -> tuple[StorageSiteClient, BinaryIO]:
-    site = all_sites()[0]
-    return site, site.open(stored.key)
+def open_stored(stored: StoredFile) -> BinaryIO:
+    """Read a stored document from the primary site."""
+    return all_sites()[0].open(stored.key)

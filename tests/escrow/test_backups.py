@@ -18,7 +18,7 @@ from django.db import connection
 from config.storage_sites import default_sites
 from escrow.backups.service import (
     BackupError,
-    _Raised,
+    BackupFailed,
     backup_drill,
     backup_identities,
     backup_restore,
@@ -96,7 +96,7 @@ def test_an_unreachable_backup_site_fails_cleanly_and_prunes_nothing(settings, m
     from tests.s3server import closed_endpoint_url, s3_site_config
 
     settings.ESCROW_BACKUP_SITE = s3_site_config("backup", "backups", closed_endpoint_url())
-    with pytest.raises(_Raised) as failed:
+    with pytest.raises(BackupFailed) as failed:
         backup_run(now=datetime(2026, 6, 1, tzinfo=UTC))
     assert failed.value.backup.state == "failed"
     first.refresh_from_db()

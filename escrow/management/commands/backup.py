@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from escrow.backups.service import (
     BackupError,
-    _Raised,
+    BackupFailed,
     backup_drill,
     backup_identities,
     backup_restore,
@@ -49,7 +49,7 @@ class Command(BaseCommand):
     def _run(self, options: dict[str, Any]) -> None:
         try:
             backup = backup_run()
-        except _Raised as failed:
+        except BackupFailed as failed:
             raise CommandError(
                 f"Backup failed (recorded as #{failed.backup.pk}): {failed}"
             ) from None
