@@ -13,21 +13,33 @@ PORT ?= 8000
 
 .PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench clean
 
+# The embedded default, on HOST:PORT; links in the demo's output and in e-mails use that address.
+RUN_ENV = DJANGO_DEBUG=true ESCROW_PUBLIC_URL=http://$(HOST):$(PORT)
+
 run: venv
-	DJANGO_DEBUG=true $(BIN)/python manage.py migrate --no-input --verbosity 0
-	DJANGO_DEBUG=true $(BIN)/python manage.py demo
+	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input --verbosity 0
+	$(RUN_ENV) $(BIN)/python manage.py demo
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
-	DJANGO_DEBUG=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 test: venv system-deps lint pytest
 
-pytest: venv system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Line coverage of the application packages; the run fails below COVERAGE_FLOOR (percent),
+# set at the figure measured when the floor was introduced (see docs/architecture.md).
+COVERAGE_FLOOR ?= 87.7
+COVERAGE_ARGS := --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
+pytest: venv system-deps
+	$(BIN)/python -m pytest $(COVERAGE_ARGS) $(PYTEST_ARGS)
+
+# Style, types, and the architecture: the layers contract (import-linter, in
+# pyproject.toml) and no import loops anywhere (tools/import_cycles.py).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/import_cycles.py
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -64,7 +76,7 @@ lock: venv
 # `manage.py check --deploy` with a complete (fake but well-formed) production environment.
 check-deploy: venv
 	env DJANGO_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" DJANGO_ALLOWED_HOSTS=escrow.example.com \
-	  ESCROW_SIGNING_KEY="$$($(BIN)/python -c 'from escrow.vault.manifest import generate_signing_key as g, signing_key_pem as p; print(p(g()).decode())')" \
+	  ESCROW_SIGNING_KEY="$$($(BIN)/python -c 'from vault.manifest import generate_signing_key as g, signing_key_pem as p; print(p(g()).decode())')" \
 	  ESCROW_EVIDENCE_IDENTITY="$$(age-keygen 2>/dev/null)" \
 	  ESCROW_BACKUP_RECIPIENTS="$$(age-keygen 2>/dev/null | grep -o 'age1[a-z0-9]*' | head -1)" \
 	  ESCROW_BACKUP_SITE_URL=s3://escrow-backups ESCROW_BACKUP_SITE_ENDPOINT=https://s3.eu-west-1.amazonaws.com \

@@ -345,7 +345,7 @@ _STEPS: tuple[tuple[str, str, str, bool], ...] = (
     ("check: inspect, write and sign the manifest", "escrow.services.intake", "_check", False),
     ("of which the archive inspection", "escrow.services.intake", "inspect_archive", True),
     ("seal: encrypt into the outbox, fsync, rename", "escrow.services.intake", "_seal", False),
-    ("of which the age encryption", "escrow.vault.age", "encrypt", True),
+    ("of which the age encryption", "vault.age", "encrypt", True),
     ("store in the primary site: write, fsync, read back", "escrow.services.intake", "_put", False),
     ("replicate to the other sites", "escrow.tasks", "deposit_replicate_copies", False),
 )
@@ -383,9 +383,10 @@ def _django() -> None:
 
 def _setup_main(recipient: str) -> None:
     _django()
-    from escrow.models import NotaryRecipient, Organisation, Product, User
+    from accounts.models import Organisation, Product, User
+    from escrow.models import NotaryRecipient
     from escrow.services.tokens import token_create
-    from escrow.vault.keys import system_signing_key
+    from vault.keys import system_signing_key
 
     vendor = Organisation.objects.create(
         name="Bench Vendor",
@@ -409,7 +410,8 @@ def _seal_main(archive: Path, version: str, sha256: str, token_text: str) -> Non
 
     from escrow.models import Deposit, DepositToken
     from escrow.services.intake import deposit_receive
-    from escrow.vault.keys import seal_recipients, system_signing_key
+    from escrow.services.recipients import seal_recipients
+    from vault.keys import system_signing_key
 
     prefix = token_text.split("_")[1]
     token = DepositToken.objects.select_related("product").get(prefix=prefix)

@@ -7,12 +7,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from billing.invoicing import PaymentRefused, payment_record
 from billing.models import Invoice, InvoiceLine, LicenceAgreement, Payment, Subscription
+from billing.payments import PaymentRefused, payment_record
 from billing.services import subscription_cancel
-from escrow.admin import ReadOnlyStateMixin
-from escrow.admin_helpers import AuditedAdmin, transition_action
-from escrow.services.transitions import TransitionRefused
+from records.admin_helpers import AuditedAdmin, ReadOnlyStateMixin, transition_action
+from records.services.transitions import TransitionRefused
 
 
 @admin.register(LicenceAgreement)

@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-from django.template.loader import render_to_string
-
 from billing.models import Invoice
-from escrow.models import StoredFile
-from escrow.services.files import stored_file_put
+from records.models import StoredFile
+from records.pdf import pdf_render
+from records.services.files import stored_file_put
 
 
-def invoice_document_key(invoice: Invoice) -> str:
+def _invoice_document_key(invoice: Invoice) -> str:
     return f"invoices/{invoice.year}/{invoice.number}.pdf"
 
 
-def render_invoice_pdf(*, invoice: Invoice) -> bytes:
-    """The invoice as a PDF (WeasyPrint), from the invoice's own stored figures."""
-    from weasyprint import HTML  # loading Pango is slow; only pay for it when rendering
-
-    html = render_to_string(
-        "billing/invoice.html", {"invoice": invoice, "lines": invoice.lines.order_by("position")}
+def invoice_pdf_render(*, invoice: Invoice) -> bytes:
+    """The invoice as a PDF, from the invoice's own stored figures."""
+    return pdf_render(
+        template="billing/invoice.html",
+        context={"invoice": invoice, "lines": invoice.lines.order_by("position")},
     )
-    return bytes(HTML(string=html).write_pdf())
 
 
-def invoice_document(*, invoice: Invoice) -> StoredFile:
+def invoice_document_render(*, invoice: Invoice) -> StoredFile:
     """The stored PDF of an invoice, rendering and storing it the first time."""
-    existing = StoredFile.objects.filter(key=invoice_document_key(invoice)).first()
+    existing = StoredFile.objects.filter(key=_invoice_document_key(invoice)).first()
     if existing is not None:
         return existing
     return stored_file_put(
-        key=invoice_document_key(invoice),
-        source=render_invoice_pdf(invoice=invoice),
+        key=_invoice_document_key(invoice),
+        source=invoice_pdf_render(invoice=invoice),
         purpose=StoredFile.Purpose.INVOICE,
         content_type="application/pdf",
         filename=f"{invoice.get_kind_display().lower().replace(' ', '-')}-{invoice.number}.pdf",

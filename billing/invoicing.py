@@ -5,25 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.models import Invoice, InvoiceCounter, InvoiceLine, Payment, Subscription
-from billing.models.subscriptions import SubscriptionState
+from accounts.models import Organisation, User
+from billing.models import Invoice, InvoiceCounter, InvoiceLine, Subscription
 from billing.vat import invoice_amounts, vat_for
-from escrow.models import Notification, Organisation, User
-from escrow.services.audit import audit_record
-from escrow.services.notifications import notify
+from records.models import Notification
+from records.queue import enqueue_on_commit
+from records.services.audit import audit_record
+from records.services.notifications import notification_queue
 
 CENT = Decimal("0.01")
-
-
-class PaymentRefused(Exception):
-    """A payment that cannot be recorded: unknown invoice, wrong amount, already paid."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,11 @@ def invoice_issue(
     corrects: Invoice | None = None,
 ) -> Invoice:
     """Issue an invoice (or, with ``corrects``, a credit note) and tell the customer.
-    Its PDF is rendered and stored once the transaction commits."""
-    from billing.tasks import invoice_document_task
+    Its PDF is rendered and stored once the transaction commits.
+
+    Longer than most: numbering, the lines, VAT and the audit row must all happen
+    inside the one transaction that holds the year's counter lock, so they stay
+    together rather than being split across helpers that each need that lock."""
 
     if not lines:
         raise ValidationError("An invoice needs at least one line.")
@@ -123,14 +123,14 @@ def invoice_issue(
             )
             for position, (line, amount) in enumerate(zip(lines, amounts.lines, strict=True), 1)
         )
-        transaction.on_commit(lambda: invoice_document_task.delay(invoice.pk))
+        enqueue_on_commit("billing.invoice_document_render", invoice_id=invoice.pk)
         audit_record(
             action=f"{kind}.issue",
             actor=actor,
             target=invoice,
             details={"number": invoice.number, "total": str(invoice.total), "currency": currency},
         )
-        notify(
+        notification_queue(
             organisation=customer,
             kind=Notification.Kind.INVOICE_ISSUED,
             subject=f"{invoice.get_kind_display()} {invoice.number}",
@@ -165,83 +165,3 @@ def credit_note_issue(*, invoice: Invoice, reason: str, actor: User) -> Invoice:
         subscription=invoice.subscription,
         corrects=invoice,
     )
-
-
-def parse_amount(raw: str) -> Decimal:
-    """A positive amount with at most two decimals, e.g. ``630.00``."""
-    try:
-        amount = Decimal(raw.strip())
-    except (InvalidOperation, AttributeError):
-        raise ValidationError(f"{raw!r} is not an amount; write it like 630.00.") from None
-    if not amount.is_finite() or amount <= 0:
-        raise ValidationError(f"{raw!r} is not a positive amount.")
-    if amount != amount.quantize(CENT):
-        raise ValidationError(f"{raw!r} has more than two decimals.")
-    return amount
-
-
-def payment_record(
-    *, invoice_number: str, amount: Decimal, received_on: date, actor: User | None
-) -> Payment:
-    """Record a payment of exactly what is due; a settled first or renewal invoice
-    then activates or renews its subscription."""
-    with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().filter(number=invoice_number).first()
-        if invoice is None:
-            raise PaymentRefused(f"There is no invoice {invoice_number!r}.")
-        if invoice.kind != Invoice.Kind.INVOICE:
-            raise PaymentRefused(f"{invoice_number} is a credit note; it is not paid.")
-        due = invoice.amount_due()
-        if due <= 0:
-            raise PaymentRefused(f"Invoice {invoice_number} is paid already.")
-        if amount != due:
-            raise PaymentRefused(
-                f"Invoice {invoice_number} has {invoice.currency} {due} due, not {amount}; "
-                "nothing was recorded."
-            )
-        if received_on > timezone.localdate():
-            raise PaymentRefused(f"A payment cannot be received in the future ({received_on}).")
-        payment = Payment.objects.create(
-            invoice=invoice, amount=amount, received_on=received_on, recorded_by=actor
-        )
-        audit_record(
-            action="payment.record",
-            actor=actor,
-            target=invoice,
-            details={"amount": str(amount), "received_on": received_on.isoformat()},
-        )
-        notify(
-            organisation=invoice.customer,
-            kind=Notification.Kind.PAYMENT_RECEIVED,
-            subject=f"Payment received for invoice {invoice.number}",
-            body=f"We received {invoice.currency} {amount} for invoice {invoice.number}. Thanks.",
-        )
-        _after_settlement(invoice, actor)
-    return payment
-
-
-def _after_settlement(invoice: Invoice, actor: User | None) -> None:
-    from billing.services import subscription_activate, subscription_renew
-
-    subscription = invoice.subscription
-    if subscription is None:
-        return
-    if (
-        invoice.purpose == Invoice.Purpose.SUBSCRIPTION
-        and subscription.state == SubscriptionState.AWAITING_PAYMENT
-    ):
-        subscription_activate(subscription=subscription, actor=actor)
-        notify(
-            organisation=invoice.customer,
-            kind=Notification.Kind.SUBSCRIPTION_ACTIVATED,
-            subject=f"Escrow for {subscription.licence.product.name} is active",
-            body=(
-                f"Your licence of {subscription.licence.product.name} is now on the escrow list "
-                f"until {subscription.period_end:%d %B %Y}."
-            ),
-        )
-    elif (
-        invoice.purpose == Invoice.Purpose.RENEWAL
-        and subscription.state == SubscriptionState.ACTIVE
-    ):
-        subscription_renew(subscription=subscription, actor=actor)

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import roles
+from accounts.models import Organisation, Product, User
+from billing.invoicing import Line, invoice_issue
 from billing.models import Invoice, LicenceAgreement, Subscription, SubscriptionState
 from billing.models.subscriptions import OPEN_STATES
 from billing.periods import add_years, period_containing
-from escrow import roles
-from escrow.models import Notification, Organisation, Product, User
-from escrow.services.audit import audit_record
-from escrow.services.notifications import notify
-from escrow.services.transitions import apply_transition
+from records.models import Notification
+from records.services.audit import audit_record
+from records.services.notifications import notification_queue
+from records.services.transitions import apply_transition
 
 
 def licence_create(
@@ -132,8 +133,6 @@ def subscription_subscribe(
 ) -> Subscription:
     """Put a licence on the escrow list: the escrow terms are accepted, the
     subscription awaits payment and the first year's invoice is issued."""
-    from billing.invoicing import invoice_issue
-
     if not accept_terms:
         raise ValidationError(
             {
@@ -158,9 +157,7 @@ def subscription_subscribe(
     return subscription
 
 
-def _fee_line(subscription: Subscription, period: tuple[date, date]) -> Any:
-    from billing.invoicing import Line
-
+def _fee_line(subscription: Subscription, period: tuple[date, date]) -> Line:
     licence = subscription.licence
     percent = (subscription.fee_rate * 100).normalize()
     return Line(
@@ -171,11 +168,9 @@ def _fee_line(subscription: Subscription, period: tuple[date, date]) -> Any:
     )
 
 
-def renewals_due(*, today: date) -> list[Invoice]:
+def subscriptions_renew_due(*, today: date) -> list[Invoice]:
     """Invoice the next year of every active subscription whose year ends within
     ESCROW_RENEWAL_NOTICE_DAYS, once. The fee follows the licence fee of today."""
-    from billing.invoicing import invoice_issue
-
     horizon = today + timedelta(days=settings.ESCROW_RENEWAL_NOTICE_DAYS)
     issued = []
     for subscription in Subscription.objects.filter(
@@ -198,7 +193,7 @@ def renewals_due(*, today: date) -> list[Invoice]:
                 subscription=subscription,
                 period=period,
             )
-            notify(
+            notification_queue(
                 organisation=subscription.licence.customer,
                 kind=Notification.Kind.RENEWAL_DUE,
                 subject=f"Escrow renewal for {subscription.licence.product.name}",
@@ -211,7 +206,7 @@ def renewals_due(*, today: date) -> list[Invoice]:
     return issued
 
 
-def lapse_overdue(*, today: date) -> list[Subscription]:
+def subscriptions_lapse_overdue(*, today: date) -> list[Subscription]:
     """Lapse subscriptions whose invoice is unpaid ESCROW_PAYMENT_GRACE_DAYS past its due
     date (first year) or past the end of the paid year (renewal)."""
     grace = timedelta(days=settings.ESCROW_PAYMENT_GRACE_DAYS)
@@ -233,7 +228,7 @@ def lapse_overdue(*, today: date) -> list[Subscription]:
             continue
         with transaction.atomic():
             subscription_lapse(subscription=subscription, reason=reason)
-            notify(
+            notification_queue(
                 organisation=subscription.licence.customer,
                 kind=Notification.Kind.SUBSCRIPTION_LAPSED,
                 subject=f"Escrow for {subscription.licence.product.name} has lapsed",

@@ -7,7 +7,6 @@ customer outside the EU pays no VAT (export of services)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -21,8 +20,6 @@ EU_COUNTRIES = frozenset(
         "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
     }
 )  # fmt: skip
-# A VAT number is the country prefix (Greece uses EL) and 2 to 13 letters or digits.
-_VAT_NUMBER = re.compile(r"^(?P<prefix>[A-Z]{2})(?P<body>[0-9A-Z+*]{2,13})$")
 REVERSE_CHARGE_NOTE = (
     "VAT reverse-charged: the customer accounts for the VAT (Article 196, Council "
     "Directive 2006/112/EC)."
@@ -41,25 +38,6 @@ class VatDecision:
     treatment: VatTreatment
     rate: Decimal
     note: str
-
-
-def normalise_vat_number(raw: str, *, country: str) -> str:
-    """Upper-case, strip spaces, dots and dashes; check the prefix matches the country.
-
-    Raises ValueError with a message for the form field."""
-    cleaned = re.sub(r"[\s.\-]", "", raw).upper()
-    if not cleaned:
-        return ""
-    match = _VAT_NUMBER.match(cleaned)
-    if match is None:
-        raise ValueError(
-            "A VAT number is a two-letter country prefix and 2 to 13 letters or digits, "
-            "e.g. NL123456789B01."
-        )
-    expected = "EL" if country == "GR" else country
-    if match["prefix"] != expected:
-        raise ValueError(f"A VAT number of a customer in {country} starts with {expected}.")
-    return cleaned
 
 
 def vat_for(

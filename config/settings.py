@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_decimal, env_int, env_list, env_str
 from config.storage_sites import backup_site_from_env, sites_from_env
@@ -49,8 +50,13 @@ INSTALLED_APPS = [
     "csp",
     "rest_framework",
     "drf_spectacular",
-    "escrow",
+    # Our apps, bottom layer first (see docs/architecture.md and the import-linter
+    # contract in pyproject.toml): each may import only those listed above it.
+    "accounts",
+    "records",
     "billing",
+    "escrow",
+    "portal",
     "notary_portal",
 ]
 
@@ -95,6 +101,9 @@ if DATABASE_URL:
         )
     }
 else:
+    # The embedded default keeps its database under var/, whatever else is set
+    # (a DJANGO_SECRET_KEY from the environment means no key file creates it).
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -106,7 +115,7 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_USER_MODEL = "escrow.User"
+AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -124,7 +133,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-MEDIA_ROOT = VAR_DIR / "media"
+# Django's default storage stores nothing here: every file lives in the vault's
+# storage sites (records.services.files), so there is no MEDIA_ROOT.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -180,21 +190,24 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "audit-chain-verify-daily": {
-        "task": "escrow.tasks.audit_chain_verify",
+        "task": "records.audit_chain_verify",
         "schedule": 24 * 60 * 60,
     },
-    "vault-reconcile-hourly": {"task": "escrow.tasks.vault_reconcile_task", "schedule": 60 * 60},
-    "vault-scrub-weekly": {"task": "escrow.tasks.vault_scrub_task", "schedule": 7 * 24 * 60 * 60},
+    "vault-reconcile-hourly": {"task": "escrow.vault_reconcile", "schedule": 60 * 60},
+    "vault-scrub-weekly": {"task": "escrow.vault_scrub", "schedule": 7 * 24 * 60 * 60},
     "notifications-resend": {
-        "task": "escrow.tasks.notifications_send_pending_task",
+        "task": "records.notifications_send_pending",
         "schedule": 10 * 60,
     },
-    "billing-renewals-daily": {"task": "billing.tasks.renewals_due_task", "schedule": 24 * 60 * 60},
-    "billing-lapse-daily": {"task": "billing.tasks.lapse_overdue_task", "schedule": 24 * 60 * 60},
-    "backup-daily": {"task": "escrow.tasks.backup_run_task", "schedule": 24 * 60 * 60},
-    "backup-drill-weekly": {"task": "escrow.tasks.backup_drill_task", "schedule": 7 * 24 * 60 * 60},
+    "billing-renewals-daily": {"task": "billing.subscriptions_renew_due", "schedule": 24 * 60 * 60},
+    "billing-lapse-daily": {
+        "task": "billing.subscriptions_lapse_overdue",
+        "schedule": 24 * 60 * 60,
+    },
+    "backup-daily": {"task": "escrow.backup_run", "schedule": 24 * 60 * 60},
+    "backup-drill-weekly": {"task": "escrow.backup_drill", "schedule": 7 * 24 * 60 * 60},
     "claims-contest-elapsed": {
-        "task": "escrow.tasks.claims_contest_elapsed_task",
+        "task": "escrow.claims_contest_elapsed",
         "schedule": 15 * 60,
     },
 }
@@ -248,6 +261,13 @@ ESCROW_MAX_EXPANSION_RATIO = env_int("ESCROW_MAX_EXPANSION_RATIO", 200, minimum=
 # Download links (certificates, released files) live at most this long: the
 # published policy promises links that expire within an hour.
 ESCROW_LINK_SECONDS = env_int("ESCROW_LINK_SECONDS", 3600, minimum=1, maximum=3600)
+# S3 sites: may `vault prepare-sites` turn versioning on and set a default Object
+# Lock retention (GOVERNANCE: a privileged account can lift it; COMPLIANCE: nobody)?
+ESCROW_S3_MANAGE_BUCKETS = env_bool("ESCROW_S3_MANAGE_BUCKETS", default=True)
+ESCROW_OBJECT_LOCK_MODE = env_str("ESCROW_OBJECT_LOCK_MODE", "GOVERNANCE")
+if ESCROW_OBJECT_LOCK_MODE not in ("GOVERNANCE", "COMPLIANCE"):
+    raise ImproperlyConfigured("ESCROW_OBJECT_LOCK_MODE must be GOVERNANCE or COMPLIANCE.")
+ESCROW_OBJECT_LOCK_DAYS = env_int("ESCROW_OBJECT_LOCK_DAYS", 365, minimum=1)
 # Trust X-Forwarded-For from this many proxies in front of the app (for token allow-lists).
 ESCROW_TRUSTED_PROXIES = env_int("ESCROW_TRUSTED_PROXIES", 0, minimum=0)
 # Billing: the vendor's VAT rate at home, payment terms, grace before an unpaid

@@ -5,7 +5,7 @@
 ``ESCROW_SITE_<NAME>_URL``: ``file:///absolute/folder`` for a local folder or
 ``s3://bucket`` for an S3-compatible bucket, with ``_ENDPOINT``, ``_REGION``,
 ``_ACCESS_KEY_ID`` and ``_SECRET_ACCESS_KEY`` (each secret also as ``_FILE``)
-and an optional ``_PROVIDER`` label (replicas at another provider must say so).
+(a replica belongs at another provider: a separate endpoint and account).
 Without ``ESCROW_SITES`` the embedded default is two local folders.
 """
 
@@ -13,27 +13,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TypedDict
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_list, env_str
+from vault.sites import StorageSite
 
 _SITE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-class StorageSite(TypedDict):
-    name: str
-    kind: str  # "local" or "s3"
-    path: str  # local folder, "" for s3
-    bucket: str
-    endpoint_url: str
-    region: str
-    access_key_id: str
-    secret_access_key: str
-    provider: str
 
 
 def default_sites(base: Path) -> list[StorageSite]:
@@ -51,7 +39,6 @@ def _local(name: str, path: Path) -> StorageSite:
         region="",
         access_key_id="",
         secret_access_key="",
-        provider="local",
     )
 
 
@@ -79,9 +66,7 @@ def _site_from_env(name: str, prefix: str | None = None) -> StorageSite:
     if parts.scheme == "file":
         if parts.netloc or not parts.path.startswith("/"):
             raise ImproperlyConfigured(f"{prefix}_URL must be file:///absolute/path, not {url!r}.")
-        site = _local(name, Path(parts.path))
-        site["provider"] = env_str(f"{prefix}_PROVIDER", "local")
-        return site
+        return _local(name, Path(parts.path))
     if parts.scheme == "s3":
         bucket = parts.netloc
         if not _BUCKET_NAME.match(bucket) or parts.path not in ("", "/"):
@@ -100,14 +85,13 @@ def _site_from_env(name: str, prefix: str | None = None) -> StorageSite:
             region=env_str(f"{prefix}_REGION", "us-east-1"),
             access_key_id=env_str(f"{prefix}_ACCESS_KEY_ID"),
             secret_access_key=env_str(f"{prefix}_SECRET_ACCESS_KEY"),
-            provider=env_str(f"{prefix}_PROVIDER", endpoint or "aws"),
         )
     raise ImproperlyConfigured(f"{prefix}_URL must start with file:// or s3://, not {url!r}.")
 
 
 def backup_site_from_env(default_folder: Path) -> StorageSite:
     """The backup site: ``ESCROW_BACKUP_SITE_URL`` (and ``_ENDPOINT``, ``_REGION``,
-    ``_ACCESS_KEY_ID``, ``_SECRET_ACCESS_KEY``, ``_PROVIDER`` as for vault sites), or a
+    ``_ACCESS_KEY_ID``, ``_SECRET_ACCESS_KEY`` as for vault sites), or a
     local folder by default. Backups refuse to run when it is one of the vault's sites."""
     if not env_str("ESCROW_BACKUP_SITE_URL"):
         return _local("backup", default_folder)

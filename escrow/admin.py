@@ -8,21 +8,12 @@ from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
 
+from accounts.models import Organisation, Product, User
 from escrow import admin_tokens  # noqa: F401  (registers the deposit-token admin)
-from escrow.admin_helpers import AuditedAdmin, transition_action
-from escrow.models import (
-    AuditEntry,
-    Backup,
-    BackupDrill,
-    Deposit,
-    DepositCopy,
-    NotaryRecipient,
-    Organisation,
-    Product,
-    ReleaseClaim,
-    User,
-)
+from escrow.models import Backup, BackupDrill, Deposit, DepositCopy, NotaryRecipient, ReleaseClaim
 from escrow.services.deposits import deposit_retry
+from records.admin_helpers import AuditedAdmin, ReadOnlyStateMixin, transition_action
+from records.models import AuditEntry
 
 admin.site.site_header = "Software Escrow — staff"
 admin.site.site_title = "Software Escrow staff"
@@ -84,20 +75,6 @@ class ProductAdmin(AuditedAdmin):
 class NotaryRecipientAdmin(AuditedAdmin):
     list_display = ("label", "notary", "public_key", "is_active")
     list_filter = ("is_active",)
-
-
-class ReadOnlyStateMixin:
-    """Records with a state machine are created and moved only by services and
-    are never deleted; the admin shows them and offers service-backed actions."""
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [field.name for field in self.model._meta.fields]  # type: ignore[attr-defined]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class DepositCopyInline(admin.TabularInline):

@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from escrow.models import DepositToken, Product
+from accounts.models import Product
+from escrow.models import DepositToken
 from escrow.services.tokens import normalise_networks, token_create, token_revoke
 
 

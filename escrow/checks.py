@@ -13,6 +13,10 @@ from django.core.checks import Error, Tags, register
 
 @register(Tags.security, deploy=True)
 def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """Refuse every embedded default under ``check --deploy``.
+
+    Long because it is a list: one plain ``if`` per default, each with the
+    message that tells the operator which variable to set."""
     errors = []
     if not settings.SECRET_KEY_FROM_ENVIRONMENT:
         errors.append(

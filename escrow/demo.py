@@ -19,29 +19,20 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from billing.invoicing import payment_record
+from accounts.models import Organisation, Product, Role, User
 from billing.models import LicenceAgreement, Subscription, SubscriptionState
+from billing.payments import payment_record
 from billing.services import (
     licence_create,
     subscription_subscribe,
 )
-from escrow.models import (
-    Deposit,
-    DepositState,
-    DepositToken,
-    NotaryRecipient,
-    Organisation,
-    Product,
-    ReleaseKey,
-    Role,
-    User,
-)
+from escrow.models import Deposit, DepositState, DepositToken, NotaryRecipient, ReleaseKey
 from escrow.services.deposits import deposit_acknowledge
 from escrow.services.intake import deposit_receive
 from escrow.services.release_keys import release_key_set
 from escrow.services.replication import deposit_replicate_copies
 from escrow.services.tokens import IssuedToken, token_create, token_revoke
-from escrow.vault.age import X25519Identity, parse_identity_file
+from vault.age import X25519Identity, parse_identity_file
 
 DEMO_TOTP_DEVICE = "demo authenticator"
 
@@ -175,7 +166,11 @@ def _identity_file(identity_path: Path, whose: str) -> X25519Identity:
 
 
 def demo_load(*, password: str, identity_path: Path) -> DemoResult:
-    """Create (or complete) the demo data set and return the logins to print."""
+    """Create (or complete) the demo data set and return the logins to print.
+
+    Long because it is a script: one straight walk through the journeys the demo
+    shows (people, products, licences, subscriptions, deposits), each step
+    idempotent, read top to bottom like the README that introduces it."""
     result = DemoResult(identity_path=identity_path)
     identity = _identity_file(identity_path, "notary")
     release_identity = _identity_file(

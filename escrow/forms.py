@@ -1,46 +1,39 @@
+"""Upload fields shared by every door that takes evidence (customer portal, vendor link)."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 
-from escrow.models import Role
-
-
-class RoleLoginForm(AuthenticationForm):
-    """Password login for one portal. A valid password for another role is
-    refused with the same message as a wrong password, so the form does not
-    tell an attacker which accounts exist or which passwords are right."""
-
-    role: Role
-
-    def confirm_login_allowed(self, user: Any) -> None:
-        super().confirm_login_allowed(user)
-        if user.role != self.role:
-            raise self.get_invalid_login_error()
+from escrow.services.evidence import Upload, read_upload
 
 
-class CustomerLoginForm(RoleLoginForm):
-    role = Role.CUSTOMER
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
 
 
-class NotaryLoginForm(RoleLoginForm):
-    role = Role.NOTARY
+class MultipleFileField(forms.FileField):
+    """Several files in one field (as Django's documentation shows)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return single(data, initial)
 
 
-class TotpForm(forms.Form):
-    token = forms.CharField(
-        label="Six-digit code from your authenticator app",
-        min_length=6,
-        max_length=6,
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
-        ),
+def uploads_from(files: list[Any]) -> list[Upload]:
+    """Read uploaded files into memory, refusing one over the size limit as soon as it is."""
+    return [read_upload(file, file.name) for file in files]
+
+
+class ContestForm(forms.Form):
+    statement = forms.CharField(
+        widget=forms.Textarea, max_length=20_000, help_text="Why the release condition is not met."
     )
-
-    def clean_token(self) -> str:
-        token = self.cleaned_data["token"].strip()
-        if not token.isdigit():
-            raise forms.ValidationError("The code is six digits.")
-        return token
+    documents = MultipleFileField(required=False, help_text="PDF, PNG or JPEG documents.")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Case, QuerySet, Value, When
 from django.utils import timezone
 
-from escrow.models import Deposit, DepositState, Organisation, Product, ReleaseClaim
+from accounts.models import Organisation, Product
+from escrow.models import Deposit, DepositState, ReleaseClaim
 from escrow.models.claims import ClaimState
+from records.models import AuditEntry
 
 
 def products_licensed_by(organisation: Organisation) -> QuerySet[Product]:
@@ -31,7 +32,7 @@ def deposits_visible_to(organisation: Organisation) -> QuerySet[Deposit]:
     )
 
 
-def deposit_register() -> QuerySet[Deposit]:
+def deposits_for_register() -> QuerySet[Deposit]:
     return Deposit.objects.select_related("product", "product__vendor")
 
 
@@ -105,13 +106,9 @@ def covered_products_overview(organisation: Organisation) -> list[CoveredProduct
     return overview
 
 
-def amounts_due(organisation: Organisation) -> dict[str, Decimal]:
-    """What the organisation owes, by currency."""
-    from billing.models import Invoice
-
-    due: dict[str, Decimal] = {}
-    for invoice in Invoice.objects.filter(customer=organisation, kind=Invoice.Kind.INVOICE):
-        outstanding = invoice.amount_due()
-        if outstanding > 0:
-            due[invoice.currency] = due.get(invoice.currency, Decimal("0.00")) + outstanding
-    return due
+def claim_history(claim: ReleaseClaim) -> list[AuditEntry]:
+    return list(
+        AuditEntry.objects.filter(
+            object_type=ReleaseClaim._meta.label, object_id=str(claim.pk)
+        ).order_by("sequence")
+    )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from escrow.vault.age import AgeError, X25519Recipient
+from vault.age import AgeError, X25519Recipient
 
 
 def validate_age_recipient(value: str) -> None:

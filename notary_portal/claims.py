@@ -11,12 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from billing.models import Subscription
-from escrow.access import notary_required
+from accounts.access import notary_required
+from billing.selectors import subscriptions_for
+from escrow.links import evidence_link
 from escrow.models import ClaimRelease, NotaryStoredIdentity, ReleaseClaim
-from escrow.portal.claims import claim_history
+from escrow.selectors import claim_history
 from escrow.services.claims import claim_reject, claim_request_evidence
-from escrow.services.evidence import evidence_link
 from escrow.services.releases import (
     ApprovalRefused,
     deposit_to_release,
@@ -26,8 +26,8 @@ from escrow.services.releases import (
     release_approve,
 )
 from escrow.services.safe_export import safe_export_chunks
-from escrow.services.transitions import TransitionRefused
 from notary_portal.forms import DecisionForm, StoreIdentityForm
+from records.services.transitions import TransitionRefused
 
 
 @notary_required
@@ -44,9 +44,7 @@ def _claim_context(request: HttpRequest, claim: ReleaseClaim, form: DecisionForm
         "form": form,
         "history": claim_history(claim),
         "evidence": claim.evidence.all(),
-        "subscriptions": Subscription.objects.filter(
-            licence__customer=claim.claimant, licence__product=claim.product
-        ).order_by("-created_at"),
+        "subscriptions": subscriptions_for(claim.claimant, claim.product),
         "deposit": deposit_to_release(claim),
         "release": ClaimRelease.objects.filter(claim=claim).first(),
         "has_stored_identity": NotaryStoredIdentity.objects.filter(notary=request.user).exists(),  # type: ignore[misc]

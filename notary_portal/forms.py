@@ -4,6 +4,9 @@ from typing import Any
 
 from django import forms
 
+from accounts.forms import RoleLoginForm
+from accounts.models import Role
+
 
 class DecisionForm(forms.Form):
     """One form for the notary's three steps; every one needs written reasons."""
@@ -50,3 +53,24 @@ class StoreIdentityForm(forms.Form):
         if data.get("passphrase") != data.get("passphrase_again"):
             self.add_error("passphrase_again", "The two passphrases differ.")
         return data
+
+
+class NotaryLoginForm(RoleLoginForm):
+    role = Role.NOTARY
+
+
+class TotpForm(forms.Form):
+    token = forms.CharField(
+        label="Six-digit code from your authenticator app",
+        min_length=6,
+        max_length=6,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+
+    def clean_token(self) -> str:
+        token = self.cleaned_data["token"].strip()
+        if not token.isdigit():
+            raise forms.ValidationError("The code is six digits.")
+        return token

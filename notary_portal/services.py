@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from escrow.models import Role, User
-from escrow.services.audit import audit_record
+from accounts.models import Role, User
+from records.services.audit import audit_record
 
 DEVICE_NAME = "authenticator app"
 

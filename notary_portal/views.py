@@ -15,13 +15,13 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
-from escrow.access import notary_password_checked, notary_required, public
-from escrow.forms import NotaryLoginForm, TotpForm
+from accounts.access import notary_password_checked, notary_required, public
 from escrow.models import DepositAcknowledgement, DepositState
-from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposit_register
+from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposits_for_register
 from escrow.services.deposits import deposit_acknowledge
-from escrow.services.transitions import TransitionRefused
 from notary_portal import services
+from notary_portal.forms import NotaryLoginForm, TotpForm
+from records.services.transitions import TransitionRefused
 
 
 @method_decorator(public, name="dispatch")
@@ -80,8 +80,10 @@ def enrol(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     claims = claims_for_notary()
     context = {
-        "awaiting": deposit_register().filter(state=DepositState.REPLICATED).order_by("created_at"),
-        "deposits": deposit_register()[:200],
+        "awaiting": deposits_for_register()
+        .filter(state=DepositState.REPLICATED)
+        .order_by("created_at"),
+        "deposits": deposits_for_register()[:200],
         "open_claims": claims.filter(state__in=OPEN_CLAIM_STATES),
         "closed_claims": claims.exclude(state__in=OPEN_CLAIM_STATES).order_by("-updated_at")[:50],
     }
@@ -90,7 +92,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @notary_required
 def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
-    deposit = get_object_or_404(deposit_register(), pk=deposit_id)
+    deposit = get_object_or_404(deposits_for_register(), pk=deposit_id)
     context = {
         "deposit": deposit,
         "completeness": deposit.manifest.get("completeness", {}),
@@ -103,7 +105,7 @@ def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
 @notary_required
 @require_POST
 def acknowledge(request: HttpRequest, deposit_id: int) -> HttpResponse:
-    deposit = get_object_or_404(deposit_register(), pk=deposit_id)
+    deposit = get_object_or_404(deposits_for_register(), pk=deposit_id)
     try:
         deposit_acknowledge(deposit=deposit, notary=request.user)  # type: ignore[arg-type]
     except TransitionRefused as refused:

@@ -17,12 +17,13 @@ from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import Organisation, Product, Role, User
 from billing.models import LicenceAgreement
 from config.storage_sites import default_sites
-from escrow.models import NotaryRecipient, Organisation, Product, Role, User
-from escrow.vault.age import X25519Identity
-from escrow.vault.keys import evidence_identity, system_signing_key
+from escrow.models import NotaryRecipient
 from tests.factories import LicenceFactory, OrganisationFactory, ProductFactory, UserFactory
+from vault.age import X25519Identity
+from vault.keys import evidence_identity, system_signing_key
 
 if TYPE_CHECKING:
     from tests.s3server import DeleteGuard

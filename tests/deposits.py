@@ -7,7 +7,8 @@ import io
 
 from django.test import TestCase
 
-from escrow.models import Deposit, Product, User
+from accounts.models import Product, User
+from escrow.models import Deposit
 from escrow.services.intake import deposit_receive
 from escrow.services.replication import deposit_replicate_copies
 from escrow.services.tokens import token_create

@@ -11,9 +11,10 @@ from typing import Any
 import factory
 from factory.django import DjangoModelFactory
 
+from accounts.models import Organisation, Product, Role, User
 from billing.models import LicenceAgreement, Subscription
 from billing.services import subscription_request
-from escrow.models import Deposit, Organisation, Product, ReleaseClaim, Role, User
+from escrow.models import Deposit, ReleaseClaim
 from escrow.services.claims import claim_file
 from escrow.services.deposits import deposit_register
 

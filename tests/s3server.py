@@ -41,7 +41,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
-from config.storage_sites import StorageSite
+from vault.sites import StorageSite
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -401,5 +401,4 @@ def s3_site_config(name: str, bucket: str, endpoint_url: str) -> StorageSite:
         region=REGION,
         access_key_id=ACCESS_KEY,
         secret_access_key=SECRET_KEY,
-        provider="moto",
     )

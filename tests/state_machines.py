@@ -19,8 +19,8 @@ import pytest
 from django.db import models
 from django.forms.models import model_to_dict
 
-from escrow.models import AuditEntry
-from escrow.services.transitions import TransitionRefused
+from records.models import AuditEntry
+from records.services.transitions import TransitionRefused
 
 Fire = Callable[[Any, SimpleNamespace], Any]
 RETURNS_TO_FAILED_STEP = "<the step that failed>"

@@ -27,15 +27,15 @@ from django.utils import timezone
 
 from billing.invoicing import Line, invoice_issue
 from billing.models import Invoice
-from escrow.certificates import certificate_link
+from escrow.links import certificate_link, evidence_link, vendor_claim_link
 from escrow.models import Backup, BackupDrill, DataExport, Deposit, NotaryRecipient
-from escrow.services.audit import audit_record
 from escrow.services.claims import claim_file
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
-from escrow.services.evidence import Upload, evidence_link
-from escrow.services.files import file_link, stored_file_put
+from escrow.services.evidence import Upload
 from escrow.services.tokens import token_create
-from escrow.services.vendor_links import vendor_claim_link
+from records.links import stored_file_link
+from records.services.audit import audit_record
+from records.services.files import stored_file_put
 from tests.conftest import signed_in_client
 from tests.factories import (
     LicenceFactory,
@@ -171,8 +171,8 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:escrow_deposit_delete",
             "admin:escrow_releaseclaim_add",
             "admin:escrow_releaseclaim_delete",
-            "admin:escrow_auditentry_add",
-            "admin:escrow_auditentry_delete",
+            "admin:records_auditentry_add",
+            "admin:records_auditentry_delete",
             "admin:billing_subscription_add",
             "admin:billing_subscription_delete",
             "admin:escrow_deposittoken_delete",
@@ -384,7 +384,7 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         "subscription": subscription,
         "invoice": invoice,
         "export": export,
-        "file_token": file_link(stored=stored, user=staff).rstrip("/").rsplit("/", 1)[1],
+        "file_token": stored_file_link(stored=stored, user=staff).rstrip("/").rsplit("/", 1)[1],
         "product": product,
         "deposit": deposit,
         "certificate_token": link.rstrip("/").rsplit("/", 1)[1],

@@ -7,10 +7,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Sum
 
+from accounts.models import Organisation
 from billing.models.licences import Currency
 from billing.models.subscriptions import Subscription
 from billing.vat import VatTreatment
-from escrow.models import Organisation
 
 
 class InvoiceCounter(models.Model):

@@ -6,7 +6,7 @@ from typing import ClassVar
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from escrow.models import Organisation, Product
+from accounts.models import Organisation, Product
 
 
 class Currency(models.TextChoices):

@@ -9,9 +9,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from accounts import roles
 from billing.fees import escrow_fee
 from billing.models.licences import LicenceAgreement
-from escrow import roles
 
 
 def default_fee_rate() -> Decimal:

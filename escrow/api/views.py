@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from escrow.api.serializers import DepositSerializer
 from escrow.models import Deposit, DepositState
 from escrow.services.intake import DepositConflict, DepositRefused, deposit_receive
-from escrow.vault.keys import NoNotaryRecipient
+from vault.keys import NoNotaryRecipient
 
 PIPELINE_HEADER = re.compile(r"^HTTP_X_PIPELINE_([A-Z0-9_]{1,60})$")
 STATUS_FOR_STATE = {

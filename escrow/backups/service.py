@@ -32,18 +32,20 @@ from django.utils import timezone
 
 from escrow.backups.retention import Keep, apply_policy
 from escrow.backups.store import backup_delete, backup_site_config, backup_store
-from escrow.models import AuditChainHead, Backup, BackupDrill, DepositCopy, StoredFile
-from escrow.services.audit import audit_record
-from escrow.vault import age
-from escrow.vault.keys import new_identity_file, write_key_once
-from escrow.vault.sites import SiteError, all_sites, hash_stream
+from escrow.models import Backup, BackupDrill, DepositCopy
+from records.models import AuditChainHead, AuditEntry, StoredFile
+from records.services.audit import audit_chain_check, audit_record
+from vault import age
+from vault.keys import new_identity_file, write_key_once
+from vault.site_clients import all_sites
+from vault.sites import SiteError, hash_stream
 
 
 class BackupError(Exception):
     """A backup, restore or drill could not be done; the message says why."""
 
 
-def backup_recipients() -> list[age.X25519Recipient]:
+def _backup_recipients() -> list[age.X25519Recipient]:
     """From ESCROW_BACKUP_RECIPIENTS, or a local key generated once under var/."""
     if settings.ESCROW_BACKUP_RECIPIENTS:
         try:
@@ -85,7 +87,7 @@ def _dump_database(folder: Path) -> tuple[Path, dict[str, Any]]:
         with sqlite3.connect(target) as copy:
             counts = _table_counts(copy.cursor(), tables)
             head_row = copy.execute(
-                "SELECT sequence, entry_hash FROM escrow_auditchainhead WHERE id = 1"
+                "SELECT sequence, entry_hash FROM records_auditchainhead WHERE id = 1"
             ).fetchone()
         head = {"sequence": head_row[0], "entry_hash": head_row[1]} if head_row else head
     elif vendor == "postgresql":
@@ -144,7 +146,7 @@ def _pg_dump_consistently(target: Path, tables: list[str]) -> tuple[dict[str, in
         snapshot = session.execute("SELECT pg_export_snapshot()").fetchone()[0]
         counts = _table_counts(session.cursor(), tables)
         row = session.execute(
-            "SELECT sequence, entry_hash FROM escrow_auditchainhead WHERE id = 1"
+            "SELECT sequence, entry_hash FROM records_auditchainhead WHERE id = 1"
         ).fetchone()
         command = [
             "pg_dump",
@@ -181,7 +183,7 @@ def backup_run(*, now: datetime | None = None) -> Backup:
     now = now or timezone.now()
     try:
         site = backup_site_config()
-        recipients = backup_recipients()
+        recipients = _backup_recipients()
     except Exception as error:  # configuration: record and tell, like any failed backup
         return _failed(now, str(error))
     try:
@@ -238,7 +240,7 @@ def _failed(now: datetime, problem: str) -> Backup:
     return backup
 
 
-def backup_keep() -> Keep:
+def _backup_keep() -> Keep:
     return Keep(
         daily=settings.ESCROW_BACKUP_KEEP_DAILY,
         weekly=settings.ESCROW_BACKUP_KEEP_WEEKLY,
@@ -255,7 +257,7 @@ def backup_prune() -> list[Backup]:
     if latest is None or latest.state != Backup.State.OK:
         return []
     live = list(Backup.objects.filter(state=Backup.State.OK, pruned_at__isnull=True))
-    kept = apply_policy([backup.created_at for backup in live], backup_keep())
+    kept = apply_policy([backup.created_at for backup in live], _backup_keep())
     pruned = []
     for backup in live:
         reasons = list(kept.get(backup.created_at, []))
@@ -422,8 +424,6 @@ def backup_drill(*, identity_file: Path | None = None) -> BackupDrill:
     """Restore the newest backup into a scratch database and compare it with what was
     backed up: the row count of every table and the audit chain (intact, ending where
     the backup's did, and the start of the live chain)."""
-    from escrow.models import AuditEntry
-
     backup = (
         Backup.objects.filter(state=Backup.State.OK, pruned_at__isnull=True)
         .order_by("-created_at", "-pk")
@@ -500,11 +500,8 @@ _AUDIT_COLUMNS = (
 
 def _restored_chain(scratch: Any) -> Any:
     """Check the audit chain of a restored database, read with plain SQL."""
-    from escrow.models import AuditEntry
-    from escrow.services.audit import audit_chain_check
-
     cursor = scratch.cursor()
-    cursor.execute(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM escrow_auditentry ORDER BY sequence")
+    cursor.execute(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM records_auditentry ORDER BY sequence")
 
     def entries() -> Iterator[AuditEntry]:
         for row in cursor.fetchall():
@@ -518,7 +515,7 @@ def _restored_chain(scratch: Any) -> Any:
             yield AuditEntry(**fields)
 
     head_cursor = scratch.cursor()
-    head_cursor.execute("SELECT sequence, entry_hash FROM escrow_auditchainhead WHERE id = 1")
+    head_cursor.execute("SELECT sequence, entry_hash FROM records_auditchainhead WHERE id = 1")
     head = head_cursor.fetchone() or (0, "")
     return audit_chain_check(entries(), head_sequence=head[0], head_hash=head[1])
 

@@ -9,8 +9,8 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from config.storage_sites import StorageSite
-from escrow.vault.sites import SiteError, StorageSiteClient, site_for
+from vault.site_clients import site_for
+from vault.sites import SiteError, StorageSite, StorageSiteClient
 
 
 def _where(site: StorageSite) -> tuple[str, ...]:

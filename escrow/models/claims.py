@@ -7,9 +7,9 @@ from django.conf import settings
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from escrow import roles
-from escrow.models.organisations import Organisation
-from escrow.models.products import Product
+from accounts import roles
+from accounts.models.organisations import Organisation
+from accounts.models.products import Product
 
 
 class ReleaseCondition(models.TextChoices):

@@ -4,10 +4,13 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from escrow.models.files import StoredFile
-from escrow.models.organisations import Organisation
+from accounts import roles
+from accounts.models.organisations import Organisation
 from escrow.validators import validate_age_recipient
+from records.models.files import StoredFile
 
 
 class ReleaseKey(models.Model):
@@ -42,8 +45,11 @@ class ReleaseKey(models.Model):
         return f"Release key of {self.organisation}"
 
 
-class DataExport(models.Model):
-    """A general export of everything an organisation owns, as one ZIP."""
+class DataExport(ConcurrentTransitionMixin, models.Model):
+    """A general export of everything an organisation owns, as one ZIP.
+
+    building -> ready (the ZIP is stored) or failed (with the reason); only the
+    system moves it, through escrow.services.exports."""
 
     class State(models.TextChoices):
         BUILDING = "building", "Being built"
@@ -56,7 +62,7 @@ class DataExport(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    state = models.CharField(max_length=20, choices=State.choices, default=State.BUILDING)
+    state = FSMField(max_length=20, choices=State.choices, default=State.BUILDING, protected=True)
     fee = models.DecimalField(max_digits=10, decimal_places=2, default=0)
     invoice = models.ForeignKey(
         "billing.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -81,3 +87,17 @@ class DataExport(models.Model):
 
     def __str__(self) -> str:
         return f"Export #{self.pk} of {self.organisation}"
+
+    @transition(
+        field=state, source=State.BUILDING, target=State.READY, permission=roles.system_only
+    )
+    def finish(self, *, stored_file: StoredFile) -> None:
+        self.stored_file = stored_file
+        self.finished_at = timezone.now()
+
+    @transition(
+        field=state, source=State.BUILDING, target=State.FAILED, permission=roles.system_only
+    )
+    def fail(self, *, problem: str) -> None:
+        self.problem = problem
+        self.finished_at = timezone.now()

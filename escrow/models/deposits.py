@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from escrow import roles
-from escrow.models.products import Product
+from accounts import roles
+from accounts.models.products import Product
 
 version_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$",
@@ -212,7 +213,7 @@ class DepositAcknowledgement(models.Model):
         Deposit, on_delete=models.PROTECT, related_name="acknowledgement"
     )
     notary = models.ForeignKey(
-        "escrow.User", on_delete=models.PROTECT, related_name="acknowledgements"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="acknowledgements"
     )
     acknowledged_at = models.DateTimeField()
     manifest_sha256 = models.CharField(max_length=64, validators=[sha256_validator])

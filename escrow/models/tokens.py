@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from escrow.models.products import Product
+from accounts.models.products import Product
 
 
 class DepositToken(models.Model):

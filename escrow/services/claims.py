@@ -9,25 +9,25 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escrow import roles
+from accounts import roles
+from accounts.models import Organisation, Product, Role, User
+from billing.models import Subscription, SubscriptionState
 from escrow.business_days import add_business_days
+from escrow.links import vendor_claim_link
 from escrow.models import (
     ClaimEvidence,
     ClaimState,
     Deposit,
     DepositState,
-    Notification,
-    Organisation,
-    Product,
     ReleaseClaim,
     ReleaseCondition,
-    Role,
-    User,
 )
-from escrow.services.audit import audit_record
 from escrow.services.evidence import Upload, check_uploads, evidence_seal
-from escrow.services.notifications import notify
-from escrow.services.transitions import apply_transition
+from records.models import Notification
+from records.queue import enqueue_on_commit
+from records.services.audit import audit_record
+from records.services.notifications import notification_queue
+from records.services.transitions import apply_transition
 
 
 def _require_reasons(reasons: str) -> str:
@@ -42,8 +42,6 @@ def claim_eligibility_problem(*, organisation: Organisation, product: Product) -
 
     Only an active escrow subscription gives the right (see docs/architecture.md),
     and there must be an acknowledged deposit to release."""
-    from billing.models import Subscription, SubscriptionState
-
     if not Subscription.objects.filter(
         licence__customer=organisation,
         licence__product=product,
@@ -71,7 +69,6 @@ def claim_file(
 ) -> ReleaseClaim:
     """A customer user of an eligible organisation files a release claim with its
     evidence; the vendor is notified once it is recorded."""
-    from escrow.tasks import claim_notify_vendor_task
 
     if filed_by.role != Role.CUSTOMER or filed_by.organisation is None:
         raise PermissionDenied("Only customer users can file release claims.")
@@ -92,7 +89,7 @@ def claim_file(
         audit_record(action="releaseclaim.file", actor=filed_by, target=claim, to_state=claim.state)
     # Evidence is sealed and stored outside the transaction (site I/O), then recorded.
     _attach(claim, checked, side=ClaimEvidence.Side.CLAIMANT, actor=filed_by)
-    transaction.on_commit(lambda: claim_notify_vendor_task.delay(claim.pk))
+    enqueue_on_commit("escrow.claim_notify_vendor", claim_id=claim.pk)
     return claim
 
 
@@ -116,8 +113,6 @@ def _attach(
 def claim_notify_vendor(*, claim: ReleaseClaim) -> ReleaseClaim:
     """Tell the vendor (its contact address) of the claim and start the contest period,
     in business days. A voluntary release by the vendor skips the contest period."""
-    from escrow.services.vendor_links import vendor_claim_link
-
     deadline = add_business_days(timezone.now(), settings.ESCROW_CONTEST_BUSINESS_DAYS)
     voluntary = claim.condition == ReleaseCondition.VOLUNTARY
     with transaction.atomic():
@@ -126,7 +121,7 @@ def claim_notify_vendor(*, claim: ReleaseClaim) -> ReleaseClaim:
         )
         vendor = claim.product.vendor
         link = vendor_claim_link(claim=claim)
-        notify(
+        notification_queue(
             organisation=vendor,
             kind=Notification.Kind.RELEASE_CLAIM_FILED,
             subject=f"Release claim for {claim.product.name} by {claim.claimant.name}",
@@ -214,7 +209,7 @@ def claim_request_evidence(*, claim: ReleaseClaim, notary: User, reasons: str) -
     reasons = _require_reasons(reasons)
     with transaction.atomic():
         apply_transition(claim, "request_evidence", actor=notary, reason=reasons)
-        notify(
+        notification_queue(
             organisation=claim.claimant,
             kind=Notification.Kind.RELEASE_CLAIM_DECIDED,
             subject=f"More evidence needed for your release claim ({claim.product.name})",
@@ -265,7 +260,7 @@ def claim_reject(*, claim: ReleaseClaim, notary: User, reasons: str) -> ReleaseC
             reasons=reasons,
             at=timezone.now(),
         )
-        notify(
+        notification_queue(
             organisation=claim.claimant,
             kind=Notification.Kind.RELEASE_CLAIM_DECIDED,
             subject=f"Your release claim for {claim.product.name} was rejected",

@@ -1,27 +1,28 @@
-"""Deposit records and their state machine.
+"""Deposit records and their state machine: one service per transition.
 
-The vault (checking, sealing, storing, replicating) drives these transitions
-from its Celery tasks; this module only records them."""
+Who moves them: the deposit API's intake (escrow.services.intake) records,
+checks, seals and stores in the request that received the upload, because the
+plaintext never leaves that process; replication runs as a Celery task
+(escrow.services.replication); the notary acknowledges in the notary portal;
+staff retry a failed deposit in the admin."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.models import (
-    Deposit,
-    DepositAcknowledgement,
-    DepositState,
-    Notification,
-    Organisation,
-    Product,
-    User,
-)
-from escrow.services.audit import audit_record
-from escrow.services.notifications import notify
-from escrow.services.transitions import TransitionRefused, apply_transition
+from accounts.models import Organisation, Product, User
+from escrow.models import Deposit, DepositAcknowledgement, DepositState, DepositToken
+from records.models import Notification
+from records.queue import enqueue
+from records.services.audit import audit_record
+from records.services.notifications import notification_queue
+from records.services.transitions import TransitionRefused, apply_transition
+from vault.keys import system_signing_key
+from vault.manifest import sign_manifest
 
 
 def deposit_register(
@@ -29,15 +30,26 @@ def deposit_register(
     product: Product,
     version: str,
     archive_sha256: str,
-    archive_size: int | None,
+    archive_size: int | None = None,
+    token: DepositToken | None = None,
+    pipeline: Mapping[str, str] | None = None,
     actor: User | None = None,
     actor_label: str | None = None,
 ) -> Deposit:
-    """Record a newly received deposit (state ``received``) after validating its fields."""
+    """Record a newly received deposit (state ``received``) after validating its fields.
+
+    The deposit API (escrow.services.intake) records every upload through this,
+    and so do the test factories. A concurrent upload of the same version makes
+    this raise ``ValidationError`` or ``IntegrityError``; intake answers it."""
     deposit = Deposit(
-        product=product, version=version, archive_sha256=archive_sha256, archive_size=archive_size
+        product=product,
+        version=version,
+        archive_sha256=archive_sha256,
+        archive_size=archive_size,
+        token=token,
+        pipeline=dict(pipeline or {}),
     )
-    deposit.full_clean(exclude=["state"])
+    deposit.full_clean(exclude=["state", "token"])
     with transaction.atomic():
         deposit.save(force_insert=True)
         audit_record(
@@ -93,9 +105,6 @@ def deposit_replicate(*, deposit: Deposit) -> Deposit:
 def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
     """The notary confirms it holds the deposit: a receipt over the manifest hash,
     signed with the system key, is recorded with the transition."""
-    from escrow.vault.keys import system_signing_key
-    from escrow.vault.manifest import sign_manifest
-
     now = timezone.now()
     receipt = {
         "kind": "escrow-deposit-acknowledgement/v1",
@@ -121,7 +130,7 @@ def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
             licences__product=deposit.product, licences__subscriptions__state="active"
         ).distinct()
         for organisation in subscribed:
-            notify(
+            notification_queue(
                 organisation=organisation,
                 kind=Notification.Kind.DEPOSIT_ACKNOWLEDGED,
                 subject=f"{deposit.product.name} {deposit.version} is in escrow",
@@ -150,11 +159,9 @@ def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> 
     here: storing (from the outbox) and replicating (from the primary). A
     deposit that failed before it was sealed needs the pipeline to upload the
     same archive again, which resumes it."""
-    from escrow.tasks import deposit_replicate_task, deposit_store_task
-
     follow_up = {
-        DepositState.SEALED.value: deposit_store_task,
-        DepositState.STORED.value: deposit_replicate_task,
+        DepositState.SEALED.value: "escrow.deposit_store_sealed",
+        DepositState.STORED.value: "escrow.deposit_replicate_copies",
     }.get(deposit.failed_from)
     if deposit.state == DepositState.FAILED and follow_up is None:
         raise TransitionRefused(
@@ -164,8 +171,21 @@ def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> 
 
     def queue_follow_up() -> None:
         if follow_up is not None:
-            follow_up.delay(deposit.pk)
+            enqueue(follow_up, deposit_id=deposit.pk)
 
     return apply_transition(
         deposit, "retry", actor=actor, reason=reason, after_commit=queue_follow_up
     )
+
+
+def deposit_resume_upload(*, deposit: Deposit, actor_label: str, reason: str) -> Deposit:
+    """The pipeline uploaded the archive of a deposit that failed before it was sealed
+    again: return it to the step that failed, for this upload to carry on from there."""
+    if deposit.state == DepositState.FAILED and deposit.failed_from not in (
+        DepositState.RECEIVED,
+        DepositState.VERIFIED,
+    ):
+        raise TransitionRefused(
+            f"Deposit #{deposit.pk} failed after it was sealed; staff retry it (deposit_retry)."
+        )
+    return apply_transition(deposit, "retry", actor=None, actor_label=actor_label, reason=reason)

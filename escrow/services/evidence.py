@@ -17,14 +17,14 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 
-from escrow.links import link_claims, link_token
-from escrow.models import ClaimEvidence, StoredFile
-from escrow.services.files import stored_file_put
-from escrow.vault import age
-from escrow.vault.keys import NoNotaryRecipient, evidence_identity, evidence_recipients
-from escrow.vault.sites import all_sites
+from escrow.models import ClaimEvidence
+from escrow.services.recipients import evidence_recipients
+from records.models import StoredFile
+from records.services.files import stored_file_put
+from vault import age
+from vault.keys import NoNotaryRecipient, evidence_identity
+from vault.site_clients import all_sites
 
 # Recognised by their first bytes; what the browser claims the type is does not count.
 SIGNATURES = {
@@ -33,7 +33,6 @@ SIGNATURES = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
-LINK_SALT = "escrow.evidence-link"
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def _safe_name(name: str) -> str:
     return cleaned.strip()[:120] or "document"
 
 
-def content_type_of(upload: Upload) -> str:
+def _content_type_of(upload: Upload) -> str:
     for content_type, signatures in SIGNATURES.items():
         if upload.content.startswith(signatures):
             return content_type
@@ -88,7 +87,7 @@ def check_uploads(uploads: list[Upload]) -> list[tuple[Upload, str]]:
                 f"{_safe_name(upload.name)} is larger than "
                 f"{_size(settings.ESCROW_EVIDENCE_MAX_BYTES)}."
             )
-        checked.append((upload, content_type_of(upload)))
+        checked.append((upload, _content_type_of(upload)))
     return checked
 
 
@@ -140,18 +139,3 @@ def evidence_open(evidence: ClaimEvidence) -> bytes:
     if hashlib.sha256(content).hexdigest() != evidence.sha256:
         raise ValidationError(f"{evidence.filename} does not match its recorded hash.")
     return content
-
-
-def evidence_link(*, evidence: ClaimEvidence, viewer: str) -> str:
-    """A path that shows one document for at most ESCROW_LINK_SECONDS."""
-    token = link_token(salt=LINK_SALT, evidence=evidence.pk, viewer=viewer)
-    return reverse("evidence-download", kwargs={"token": token})
-
-
-def evidence_from_link(token: str) -> tuple[ClaimEvidence, str] | None:
-    found = link_claims(token, salt=LINK_SALT)
-    if found is None:
-        return None
-    claims, _ = found
-    evidence = ClaimEvidence.objects.filter(pk=claims.get("evidence", 0)).first()
-    return (evidence, str(claims.get("viewer", ""))) if evidence else None

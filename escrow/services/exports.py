@@ -19,21 +19,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
-from escrow.models import (
-    AuditEntry,
-    ClaimEvidence,
-    DataExport,
-    Notification,
-    Organisation,
-    ReleaseClaim,
-    ReleaseKey,
-    StoredFile,
-    User,
-)
-from escrow.services.audit import audit_record
+from accounts.models import Organisation, User
+from billing.documents import invoice_document_render
+from billing.invoicing import Line, invoice_issue
+from billing.models import Invoice, InvoiceLine, LicenceAgreement, Payment, Subscription
+from escrow.models import ClaimEvidence, DataExport, ReleaseClaim, ReleaseKey
 from escrow.services.evidence import evidence_open
-from escrow.services.files import open_stored, stored_file_put
-from escrow.services.notifications import notify
+from records.models import AuditEntry, Notification, StoredFile
+from records.queue import enqueue_on_commit
+from records.services.audit import audit_record
+from records.services.files import stored_file_open, stored_file_put
+from records.services.notifications import notification_queue
+from records.services.transitions import apply_transition
 
 
 class ExportFeeRequired(Exception):
@@ -56,10 +53,6 @@ def export_fee_for(organisation: Organisation) -> Decimal:
 
 def export_request(*, actor: User, accept_fee: bool = False) -> DataExport:
     """Start an export of the actor's organisation, or return the one being built."""
-    from billing.invoicing import Line, invoice_issue
-    from billing.models import Invoice
-    from escrow.tasks import export_build_task
-
     organisation = actor.organisation
     assert organisation is not None, "only customer users export their organisation's data"
     building = organisation.data_exports.filter(state=DataExport.State.BUILDING).first()
@@ -93,7 +86,7 @@ def export_request(*, actor: User, accept_fee: bool = False) -> DataExport:
             audit_record(
                 action="export.request", actor=actor, target=export, details={"fee": str(fee)}
             )
-            transaction.on_commit(lambda: export_build_task.delay(export.pk))
+            enqueue_on_commit("escrow.export_build", export_id=export.pk)
     except IntegrityError:
         # A concurrent request started one first: that is the export in progress.
         return organisation.data_exports.get(state=DataExport.State.BUILDING)
@@ -102,8 +95,6 @@ def export_request(*, actor: User, accept_fee: bool = False) -> DataExport:
 
 def _records(organisation: Organisation) -> dict[str, QuerySet[Any]]:
     """Every record the organisation owns, by file name in the ZIP."""
-    from billing.models import Invoice, InvoiceLine, LicenceAgreement, Payment, Subscription
-
     invoices = Invoice.objects.filter(customer=organisation)
     claims = ReleaseClaim.objects.filter(claimant=organisation)
     users = User.objects.filter(organisation=organisation)
@@ -145,9 +136,6 @@ def _serialise(name: str, queryset: QuerySet[Model]) -> str:
 
 def export_build(*, export: DataExport) -> DataExport:
     """Build the ZIP (JSON of every record, invoice PDFs), store it, tell the customer."""
-    from billing.documents import invoice_document
-    from billing.models import Invoice
-
     organisation = export.organisation
     settings.ESCROW_INTAKE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.ESCROW_INTAKE_DIR) as tmp:
@@ -156,8 +144,8 @@ def export_build(*, export: DataExport) -> DataExport:
             for name, queryset in _records(organisation).items():
                 archive.writestr(f"data/{name}", _serialise(name, queryset))
             for invoice in Invoice.objects.filter(customer=organisation).order_by("pk"):
-                document = invoice_document(invoice=invoice)
-                with open_stored(document) as stream:
+                document = invoice_document_render(invoice=invoice)
+                with stored_file_open(document) as stream:
                     archive.writestr(f"invoices/{document.filename}", stream.read())
             evidence = ClaimEvidence.objects.filter(
                 claim__claimant=organisation, side=ClaimEvidence.Side.CLAIMANT
@@ -176,10 +164,8 @@ def export_build(*, export: DataExport) -> DataExport:
             filename=f"data-export-{timezone.localdate():%Y-%m-%d}.zip",
         )
     with transaction.atomic():
-        DataExport.objects.filter(pk=export.pk).update(
-            state=DataExport.State.READY, stored_file=stored, finished_at=timezone.now()
-        )
-        notify(
+        apply_transition(export, "finish", actor=None, stored_file=stored)
+        notification_queue(
             organisation=organisation,
             kind=Notification.Kind.EXPORT_READY,
             subject="Your data export is ready",
@@ -190,9 +176,9 @@ def export_build(*, export: DataExport) -> DataExport:
 
 
 def export_fail(*, export: DataExport, problem: str) -> None:
-    DataExport.objects.filter(pk=export.pk, state=DataExport.State.BUILDING).update(
-        state=DataExport.State.FAILED, problem=problem, finished_at=timezone.now()
-    )
+    export.refresh_from_db()
+    if export.state == DataExport.State.BUILDING:
+        apply_transition(export, "fail", actor=None, reason=problem, problem=problem)
 
 
 def _readme(organisation: Organisation) -> str:

@@ -28,27 +28,30 @@ from django.utils import timezone
 
 from escrow.models import Deposit, DepositCopy, DepositState, DepositToken
 from escrow.models.deposits import version_validator
-from escrow.services.audit import audit_record
 from escrow.services.deposits import (
     deposit_fail,
+    deposit_register,
     deposit_reject,
+    deposit_resume_upload,
     deposit_retry,
     deposit_seal,
     deposit_store,
     deposit_verify,
 )
-from escrow.services.transitions import apply_transition
-from escrow.vault import age
-from escrow.vault.archive import ArchiveLimits, ArchiveRejected, inspect_archive
-from escrow.vault.keys import seal_recipients, system_signing_key
-from escrow.vault.manifest import (
+from escrow.services.recipients import seal_recipients
+from records.queue import enqueue_on_commit
+from vault import age
+from vault.archive import ArchiveLimits, ArchiveRejected, inspect_archive
+from vault.keys import system_signing_key
+from vault.manifest import (
     ManifestError,
     build_manifest,
     canonical_json,
     manifest_sha256,
     sign_manifest,
 )
-from escrow.vault.sites import SiteError, StorageSiteClient, all_sites
+from vault.site_clients import all_sites
+from vault.sites import SiteError, StorageSiteClient
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -73,7 +76,7 @@ class Received:
     created: bool
 
 
-def archive_limits() -> ArchiveLimits:
+def _archive_limits() -> ArchiveLimits:
     return ArchiveLimits(
         max_archive_bytes=settings.ESCROW_MAX_ARCHIVE_BYTES,
         max_members=settings.ESCROW_MAX_MEMBERS,
@@ -82,7 +85,7 @@ def archive_limits() -> ArchiveLimits:
     )
 
 
-def outbox_path(deposit: Deposit) -> Path:
+def _outbox_path(deposit: Deposit) -> Path:
     return settings.ESCROW_INTAKE_DIR / "outbox" / f"deposit-{deposit.pk}.age"
 
 
@@ -142,10 +145,8 @@ def _open_or_resume(
         DepositState.VERIFIED,
     ):
         # It failed before anything was sealed: this upload brings the source again.
-        apply_transition(
-            existing,
-            "retry",
-            actor=None,
+        deposit_resume_upload(
+            deposit=existing,
             actor_label=f"token:{token.prefix}",
             reason="the pipeline uploaded the same archive again",
         )
@@ -173,31 +174,26 @@ def deposit_receive(
     already deposited; raises ``DepositConflict`` for other content under the
     same version and ``DepositRefused`` for a malformed request. A bad archive
     ends as a ``rejected`` deposit naming the problem; an unreachable primary
-    site as a ``failed`` one that can be retried."""
+    site as a ``failed`` one that can be retried.
+
+    Longer than most because every early exit must remove the intake file and
+    record the same way; the steps themselves are the helpers it calls."""
     claimed_sha256 = claimed_sha256.strip().lower()
     _validate_request(version, claimed_sha256, pipeline)
     recipients = seal_recipients()  # before reading anything: no key, no deposit
     label = f"token:{token.prefix}"
     received = _open_or_resume(token, version, claimed_sha256, pipeline)
     if received is None:
-        deposit = Deposit(
-            product=token.product,
-            version=version,
-            archive_sha256=claimed_sha256,
-            pipeline=dict(pipeline),
-            token=token,
-        )
         try:
-            with transaction.atomic():
-                deposit.save(force_insert=True)
-                audit_record(
-                    action="deposit.receive",
-                    actor_label=label,
-                    target=deposit,
-                    to_state=deposit.state,
-                    details={"version": version, "sha256": claimed_sha256},
-                )
-        except IntegrityError:
+            deposit = deposit_register(
+                product=token.product,
+                version=version,
+                archive_sha256=claimed_sha256,
+                token=token,
+                pipeline=pipeline,
+                actor_label=label,
+            )
+        except (IntegrityError, ValidationError):
             # Another upload of the same version won the race; answer as for a retry.
             raced = _open_or_resume(token, version, claimed_sha256, pipeline)
             if raced is None:
@@ -279,7 +275,7 @@ def _check(deposit: Deposit, plaintext: Path) -> bool:
     """Inspect the archive and describe it in a signed manifest; reject it if it is bad."""
     try:
         report = inspect_archive(
-            plaintext, limits=archive_limits(), known_sha256=deposit.archive_sha256
+            plaintext, limits=_archive_limits(), known_sha256=deposit.archive_sha256
         )
         manifest = build_manifest(
             product=deposit.product.slug,
@@ -295,19 +291,19 @@ def _check(deposit: Deposit, plaintext: Path) -> bool:
         deposit_reject(deposit=deposit, problem=f"bad_metadata: {error}")
         return False
     signature = sign_manifest(manifest, system_signing_key())
-    outbox = outbox_path(deposit)
+    outbox = _outbox_path(deposit)
     outbox.parent.mkdir(parents=True, exist_ok=True)
     outbox.with_suffix(".manifest.json").write_bytes(canonical_json(manifest))
     deposit_verify(
         deposit=deposit,
-        manifest=manifest_summary(manifest),
+        manifest=_manifest_summary(manifest),
         manifest_sha256=manifest_sha256(manifest),
         signature=signature,
     )
     return True
 
 
-def manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+def _manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest without its member list (which can run to 200,000 rows): what the
     database keeps. The full, signed manifest is stored next to the sealed file."""
     summary = {key: value for key, value in manifest.items() if key != "members"}
@@ -316,7 +312,7 @@ def manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _seal(deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipient]) -> None:
-    outbox = outbox_path(deposit)
+    outbox = _outbox_path(deposit)
     partial = outbox.with_suffix(".partial")
     with plaintext.open("rb") as source, partial.open("wb") as target:
         writer = _HashingWriter(target)
@@ -336,16 +332,15 @@ def deposit_store_sealed(*, deposit: Deposit) -> Deposit:
     """Put the sealed file, manifest and signature in the primary site, read back and
     verified, then queue replication. An unreachable site leaves the deposit ``failed``
     with the reason; the sealed file stays in the outbox for a retry."""
-    from escrow.tasks import deposit_replicate_task
-
-    outbox = outbox_path(deposit)
+    outbox = _outbox_path(deposit)
     manifest_file = outbox.with_suffix(".manifest.json")
-    if not outbox.exists() or not manifest_file.exists():
+    missing = [path for path in (outbox, manifest_file) if not path.exists()]
+    if missing:
         return deposit_fail(
             deposit=deposit,
             problem=(
-                f"store: the sealed file is not in this machine's outbox ({outbox}); "
-                "the pipeline must upload the archive again."
+                f"store: {', '.join(str(path) for path in missing)} is not in this machine's "
+                "outbox; the pipeline must upload the archive again."
             ),
         )
     primary = all_sites()[0]
@@ -385,7 +380,7 @@ def deposit_store_sealed(*, deposit: Deposit) -> Deposit:
         for copy in copies:
             copy.save()
         deposit_store(deposit=deposit)
-        transaction.on_commit(lambda: deposit_replicate_task.delay(deposit.pk))
+        enqueue_on_commit("escrow.deposit_replicate_copies", deposit_id=deposit.pk)
     outbox.unlink(missing_ok=True)
     manifest_file.unlink(missing_ok=True)
     return deposit

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from escrow.models import Deposit, DepositCopy
-from escrow.vault.keys import system_signing_key
-from escrow.vault.manifest import (
+from vault.keys import system_signing_key
+from vault.manifest import (
     ManifestError,
     ManifestSignatureError,
     load_public_key,
@@ -15,7 +15,8 @@ from escrow.vault.manifest import (
     public_key_text,
     verify_manifest,
 )
-from escrow.vault.sites import SiteError, all_sites
+from vault.site_clients import all_sites
+from vault.sites import SiteError
 
 MAX_MANIFEST_BYTES = 512 * 1024**2
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from escrow.models import ReleaseKey, Role, User
+from accounts.models import Role, User
+from escrow.models import ReleaseKey
+from records.services.audit import audit_record
 
 
 def release_key_set(*, actor: User, method: str, recipient: str = "") -> ReleaseKey:
@@ -21,8 +23,6 @@ def release_key_set(*, actor: User, method: str, recipient: str = "") -> Release
     if method == ReleaseKey.Method.RECIPIENT and not recipient:
         raise ValidationError({"recipient": "Give the age recipient (age1...) to release to."})
     key.full_clean()
-    from escrow.services.audit import audit_record
-
     with transaction.atomic():
         key.save()
         audit_record(

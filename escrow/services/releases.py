@@ -19,27 +19,27 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.links import link_claims, link_token
+from accounts.models import Role, User
 from escrow.models import (
     ClaimRelease,
     ClaimState,
     Deposit,
     DepositState,
     NotaryStoredIdentity,
-    Notification,
     ReleaseClaim,
     ReleaseKey,
-    Role,
-    StoredFile,
-    User,
 )
-from escrow.services.audit import audit_record
 from escrow.services.claims import _require_reasons, claim_approve, claim_release
-from escrow.services.files import stored_file_put
-from escrow.services.notifications import notify
-from escrow.services.transitions import TransitionRefused
-from escrow.vault import age
-from escrow.vault.sites import SiteError, all_sites
+from records.models import Notification, StoredFile
+from records.pdf import pdf_render
+from records.queue import enqueue_on_commit
+from records.services.audit import audit_record
+from records.services.files import stored_file_put
+from records.services.notifications import notification_queue
+from records.services.transitions import TransitionRefused
+from vault import age
+from vault.site_clients import all_sites
+from vault.sites import SiteError
 
 PASSPHRASE_WORDS = 8
 
@@ -141,8 +141,10 @@ def release_approve(
 
     Refuses (``ApprovalRefused``, ``TransitionRefused``) without changing anything when
     the identity does not open the deposit, the claimant has no release key, or the
-    claim is not under review (a second decision, also one racing this one)."""
-    from escrow.tasks import release_letter_task
+    claim is not under review (a second decision, also one racing this one).
+
+    Longer than most because the checks, the re-wrap and the state change must
+    share one row lock on the claim, so a racing decision sees all or nothing."""
 
     reasons = _require_reasons(reasons)
     if notary.role != Role.NOTARY or not notary.is_active:
@@ -194,7 +196,7 @@ def release_approve(
             released_at=timezone.now(),
         )
         claim_release(claim=locked, actor=notary)
-        notify(
+        notification_queue(
             organisation=locked.claimant,
             kind=Notification.Kind.RELEASE_READY,
             subject=f"The source of {locked.product.name} is released to you",
@@ -203,7 +205,7 @@ def release_approve(
                 f"version {deposit.version} in the customer portal (Claims).\n"
             ),
         )
-        transaction.on_commit(lambda: release_letter_task.delay(release.pk))
+        enqueue_on_commit("escrow.release_letter_render", release_id=release.pk)
     claim.refresh_from_db()
     return release
 
@@ -236,19 +238,16 @@ def release_passphrase_take(*, release: ClaimRelease, actor: User) -> str:
     return passphrase
 
 
-def release_letter(*, release: ClaimRelease) -> StoredFile:
+def release_letter_render(*, release: ClaimRelease) -> StoredFile:
     """The release letter (PDF): what was released, the manifest, the own-use terms."""
-    from django.template.loader import render_to_string
-    from weasyprint import HTML  # loading Pango is slow; only when rendering
-
     key = f"releases/{release.claim_id}/release-letter.pdf"
     existing = StoredFile.objects.filter(key=key).first()
     if existing is not None:
         return existing
     deposit = release.deposit
-    html = render_to_string(
-        "certificates/release_letter.html",
-        {
+    pdf = pdf_render(
+        template="certificates/release_letter.html",
+        context={
             "release": release,
             "claim": release.claim,
             "deposit": deposit,
@@ -258,39 +257,10 @@ def release_letter(*, release: ClaimRelease) -> StoredFile:
     )
     stored = stored_file_put(
         key=key,
-        source=bytes(HTML(string=html).write_pdf()),
+        source=pdf,
         purpose=StoredFile.Purpose.RELEASE,
         content_type="application/pdf",
         filename=f"release-letter-{deposit.product.slug}-{deposit.version}.pdf",
     )
     ClaimRelease.objects.filter(pk=release.pk).update(letter_key=stored.key)
     return stored
-
-
-RELEASE_LINK_SALT = "escrow.release-link"
-
-
-def release_link(*, release: ClaimRelease, user: User) -> str:
-    """A download path for the released file, valid for ESCROW_LINK_SECONDS."""
-    from django.urls import reverse
-
-    token = link_token(salt=RELEASE_LINK_SALT, release=release.pk, user=user.pk)
-    return reverse("release-download", kwargs={"token": token})
-
-
-def release_from_link(token: str) -> tuple[ClaimRelease, User] | None:
-    """The release and user of a link; ``None`` if forged, expired, or the user may no
-    longer download it (inactive, or no longer a user of the claimant)."""
-    found = link_claims(token, salt=RELEASE_LINK_SALT)
-    if found is None:
-        return None
-    claims, _ = found
-    release = (
-        ClaimRelease.objects.filter(pk=claims.get("release", 0))
-        .select_related("claim", "deposit__product")
-        .first()
-    )
-    user = User.objects.filter(pk=claims.get("user", 0), is_active=True).first()
-    if release is None or user is None or user.organisation_id != release.claim.claimant_id:
-        return None
-    return release, user

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.models import Deposit, DepositCopy, DepositState, StoredFile
+from escrow.models import Deposit, DepositCopy, DepositState
 from escrow.services.deposits import deposit_replicate
-from escrow.vault.sites import SiteError, StorageSiteClient, all_sites
+from records.models import StoredFile
+from vault.site_clients import all_sites
+from vault.sites import SiteError, StorageSiteClient
 
 STORED_STATES = [DepositState.STORED, DepositState.REPLICATED, DepositState.ACKNOWLEDGED]
 

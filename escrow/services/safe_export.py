@@ -13,11 +13,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from escrow.models import Deposit, DepositState, User
-from escrow.services.audit import audit_record
-from escrow.vault.keys import system_signing_key
-from escrow.vault.manifest import public_key_text
-from escrow.vault.sites import all_sites
+from accounts.models import User
+from escrow.models import Deposit, DepositState
+from records.services.audit import audit_record
+from vault.keys import system_signing_key
+from vault.manifest import public_key_text
+from vault.site_clients import all_sites
 
 CHUNK = 1024 * 1024
 

@@ -13,8 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from escrow.models import DepositToken, Product, User
-from escrow.services.audit import audit_record
+from accounts.models import Product, User
+from escrow.models import DepositToken
+from records.services.audit import audit_record
 
 TOKEN_PREFIX = "esc"
 

@@ -15,11 +15,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing import invoicing
-from billing.invoicing import Line, PaymentRefused, credit_note_issue, invoice_issue, payment_record
+from billing.invoicing import Line, credit_note_issue, invoice_issue
 from billing.models import Invoice, LicenceAgreement, Payment, Subscription
-from billing.services import lapse_overdue, renewals_due, subscription_subscribe
+from billing.payments import PaymentRefused, payment_record
+from billing.services import (
+    subscription_subscribe,
+    subscriptions_lapse_overdue,
+    subscriptions_renew_due,
+)
 from billing.vat import invoice_amounts
-from escrow.models import AuditEntry, Notification
+from records.models import AuditEntry, Notification
 from tests.conftest import skip_or_fail
 from tests.factories import OrganisationFactory
 
@@ -167,7 +172,7 @@ def test_a_new_licence_fee_changes_the_next_invoice_never_an_issued_one(
     pay(invoice, staff)
     LicenceAgreement.objects.filter(pk=licence.pk).update(annual_fee=Decimal("20000.00"))
     subscription.refresh_from_db()
-    renewal = renewals_due(today=subscription.period_end - timedelta(days=10))[0]
+    renewal = subscriptions_renew_due(today=subscription.period_end - timedelta(days=10))[0]
     invoice.refresh_from_db()
     assert invoice.net_amount == Decimal("500.00")
     assert renewal.net_amount == Decimal("1000.00")
@@ -200,9 +205,9 @@ def test_renewals_are_invoiced_once_within_the_notice_period(
     pay(invoice, staff)
     subscription.refresh_from_db()
     end = subscription.period_end
-    assert renewals_due(today=end - timedelta(days=31)) == []
-    first = renewals_due(today=end - timedelta(days=30))
-    again = renewals_due(today=end - timedelta(days=20))
+    assert subscriptions_renew_due(today=end - timedelta(days=31)) == []
+    first = subscriptions_renew_due(today=end - timedelta(days=30))
+    again = subscriptions_renew_due(today=end - timedelta(days=20))
     assert len(first) == 1
     assert again == []
     assert Notification.objects.filter(kind="renewal_due").count() == 1
@@ -217,12 +222,12 @@ def test_an_unpaid_first_invoice_lapses_after_the_grace_period(
 ) -> None:
     settings.ESCROW_PAYMENT_GRACE_DAYS = 30
     subscription, invoice = subscribe(licence, subscriber)
-    assert lapse_overdue(today=invoice.due_on + timedelta(days=30)) == []
-    assert lapse_overdue(today=invoice.due_on + timedelta(days=31)) == [subscription]
+    assert subscriptions_lapse_overdue(today=invoice.due_on + timedelta(days=30)) == []
+    assert subscriptions_lapse_overdue(today=invoice.due_on + timedelta(days=31)) == [subscription]
     subscription.refresh_from_db()
     assert subscription.state == "lapsed"
     assert Notification.objects.filter(kind="subscription_lapsed").exists()
-    assert lapse_overdue(today=invoice.due_on + timedelta(days=60)) == []
+    assert subscriptions_lapse_overdue(today=invoice.due_on + timedelta(days=60)) == []
 
 
 def test_an_unpaid_renewal_lapses_after_the_year_and_grace(
@@ -232,9 +237,11 @@ def test_an_unpaid_renewal_lapses_after_the_year_and_grace(
     subscription, invoice = subscribe(licence, subscriber)
     pay(invoice, staff)
     subscription.refresh_from_db()
-    renewals_due(today=subscription.period_end - timedelta(days=1))
-    assert lapse_overdue(today=subscription.period_end + timedelta(days=14)) == []
-    assert lapse_overdue(today=subscription.period_end + timedelta(days=15)) == [subscription]
+    subscriptions_renew_due(today=subscription.period_end - timedelta(days=1))
+    assert subscriptions_lapse_overdue(today=subscription.period_end + timedelta(days=14)) == []
+    assert subscriptions_lapse_overdue(today=subscription.period_end + timedelta(days=15)) == [
+        subscription
+    ]
 
 
 def test_numbers_start_again_each_year_without_gaps(vendor, monkeypatch) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from billing.fees import escrow_fee
 from billing.models import LicenceAgreement
 from billing.services import licence_create
-from escrow.models import AuditEntry
+from records.models import AuditEntry
 from tests.conftest import signed_in_client
 from tests.factories import make_subscription
 

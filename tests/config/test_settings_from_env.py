@@ -11,8 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_decimal, env_int, env_list, env_str
 from config.storage_sites import sites_from_env
-from escrow.vault.age import X25519Identity
-from escrow.vault.manifest import generate_signing_key, signing_key_pem
+from vault.age import X25519Identity
+from vault.manifest import generate_signing_key, signing_key_pem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,3 +201,23 @@ def test_a_typo_in_the_environment_stops_start_up_with_its_name(tmp_path) -> Non
     result = manage("check", env={"ESCROW_VAR_DIR": str(tmp_path), "DJANGO_DEBUG": "ture"})
     assert result.returncode != 0
     assert "DJANGO_DEBUG must be true or false, not 'ture'" in result.stderr
+
+
+def test_an_unknown_object_lock_mode_stops_start_up_by_name(tmp_path) -> None:
+    result = manage(
+        "check", env={"ESCROW_OBJECT_LOCK_MODE": "FOREVER", "ESCROW_VAR_DIR": str(tmp_path)}
+    )
+    assert result.returncode != 0
+    assert "ESCROW_OBJECT_LOCK_MODE must be GOVERNANCE or COMPLIANCE" in result.stderr
+
+
+def test_a_fresh_checkout_migrates_with_only_a_secret_key_set(tmp_path) -> None:
+    var = tmp_path / "var"  # does not exist yet, as in a fresh clone
+    result = manage(
+        "migrate",
+        "--no-input",
+        env={"DJANGO_SECRET_KEY": "a-secret-from-the-environment", "ESCROW_VAR_DIR": str(var)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (var / "db.sqlite3").is_file()
+    assert not (var / "secret_key").exists()  # the key came from the environment

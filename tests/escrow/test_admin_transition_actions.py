@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from escrow.models import AuditEntry, Deposit
+from escrow.models import Deposit
 from escrow.services.deposits import deposit_fail, deposit_seal, deposit_verify
+from records.models import AuditEntry
 from tests.conftest import signed_in_client
 from tests.factories import make_deposit
 

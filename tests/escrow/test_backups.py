@@ -24,9 +24,10 @@ from escrow.backups.service import (
     backup_restore,
     backup_run,
 )
-from escrow.models import AuditEntry, Backup
-from escrow.services.audit import audit_record
-from escrow.vault import age
+from escrow.models import Backup
+from records.models import AuditEntry
+from records.services.audit import audit_record
+from vault import age
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,7 @@ def test_a_backup_holds_the_database_and_the_inventory_and_is_verified(settings,
     assert {"meta.json", "inventory.json"} <= names
     assert names & {"database.sqlite3", "database.pgdump"}
     meta = json.loads(bundle.extractfile("meta.json").read())  # type: ignore[union-attr]
-    assert meta["tables"]["escrow_auditentry"] == AuditEntry.objects.count() - 1  # + backup.made
+    assert meta["tables"]["records_auditentry"] == AuditEntry.objects.count() - 1  # + backup.made
     assert mailoutbox == []
 
 
@@ -116,8 +117,8 @@ def test_restore_into_an_empty_database_gives_back_what_was_backed_up(settings, 
         target={"ENGINE": "django.db.backends.sqlite3", "NAME": str(target)},
     )
     with sqlite3.connect(target) as restored:
-        entries = restored.execute("SELECT COUNT(*) FROM escrow_auditentry").fetchone()[0]
-    assert entries == meta["tables"]["escrow_auditentry"]
+        entries = restored.execute("SELECT COUNT(*) FROM records_auditentry").fetchone()[0]
+    assert entries == meta["tables"]["records_auditentry"]
 
 
 def test_restore_refuses_a_database_that_is_not_empty(settings, tmp_path):

@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.invoicing import payment_record
+from accounts.models import User
 from billing.models import Invoice
+from billing.payments import payment_record
 from billing.services import subscription_subscribe
-from escrow.models import DataExport, User
+from escrow.models import DataExport
 from escrow.services.exports import ExportFeeRequired, export_request
 from tests.conftest import signed_in_client
 from tests.factories import LicenceFactory, UserFactory
@@ -114,12 +115,15 @@ def test_a_second_export_within_a_year_shows_its_fee_first(
     assert second.invoice.net_amount == Decimal("250.00")
 
 
-def test_an_export_older_than_twelve_months_makes_the_next_free(two_customers) -> None:
+def test_an_export_older_than_twelve_months_makes_the_next_free(
+    two_customers, django_capture_on_commit_callbacks
+) -> None:
     subscriber, _ = two_customers
-    first = export_request(actor=subscriber)
-    DataExport.objects.filter(pk=first.pk).update(
-        state="ready", created_at=timezone.now() - timedelta(days=366)
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        first = export_request(actor=subscriber)
+    first.refresh_from_db()
+    assert first.state == "ready"
+    DataExport.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(days=366))
     second = export_request(actor=subscriber)
     assert second.pk != first.pk
     assert second.fee == Decimal("0.00")
@@ -133,10 +137,14 @@ def test_a_request_while_one_is_being_built_returns_that_one(two_customers) -> N
     assert DataExport.objects.count() == 1
 
 
-def test_without_accepting_the_fee_nothing_is_invoiced(two_customers) -> None:
+def test_without_accepting_the_fee_nothing_is_invoiced(
+    two_customers, django_capture_on_commit_callbacks
+) -> None:
     subscriber, _ = two_customers
-    first = export_request(actor=subscriber)
-    DataExport.objects.filter(pk=first.pk).update(state="ready")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = export_request(actor=subscriber)
+    first.refresh_from_db()
+    assert first.state == "ready"
     invoices = Invoice.objects.count()
     with pytest.raises(ExportFeeRequired):
         export_request(actor=subscriber, accept_fee=False)

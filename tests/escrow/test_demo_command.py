@@ -10,19 +10,12 @@ from django.core import serializers
 from django.core.management import call_command
 from django.db import connection
 
+from accounts.models import Organisation, Product, User
 from billing.models import LicenceAgreement, Subscription
-from escrow.models import (
-    AuditEntry,
-    Deposit,
-    DepositToken,
-    NotaryRecipient,
-    Organisation,
-    Product,
-    ReleaseKey,
-    User,
-)
-from escrow.services.audit import audit_chain_verify
-from escrow.vault.age import parse_identity_file
+from escrow.models import Deposit, DepositToken, NotaryRecipient, ReleaseKey
+from records.models import AuditEntry
+from records.services.audit import audit_chain_verify
+from vault.age import parse_identity_file
 
 MODELS = [Organisation, User, Product, LicenceAgreement, Subscription, Deposit, NotaryRecipient]
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from escrow.models import AuditEntry, Deposit, DepositCopy, NotaryRecipient
+from escrow.models import Deposit, DepositCopy, NotaryRecipient
 from escrow.services.deposits import deposit_retry
 from escrow.services.tokens import token_create
-from escrow.vault.keys import system_signing_key
-from escrow.vault.manifest import canonical_json, load_public_key, public_key_text, verify_manifest
+from records.models import AuditEntry
 from tests import archives
+from vault.keys import system_signing_key
+from vault.manifest import canonical_json, load_public_key, public_key_text, verify_manifest
 
 URL = "/api/v1/products/ledger-pro/deposits/{version}"
 
@@ -261,7 +262,7 @@ def test_the_hash_header_may_be_upper_case_hex(pipeline) -> None:
 
 
 def test_a_deposit_also_opens_with_the_break_glass_key(pipeline, settings) -> None:
-    from escrow.vault import age
+    from vault import age
 
     break_glass = age.X25519Identity.generate()
     settings.ESCROW_BREAK_GLASS_RECIPIENT = break_glass.recipient().to_string()

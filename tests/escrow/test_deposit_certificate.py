@@ -8,7 +8,7 @@ from django.test import Client
 from pypdf import PdfReader
 
 from billing.services import subscription_activate, subscription_await_payment
-from escrow.models import AuditEntry
+from records.models import AuditEntry
 from tests.conftest import signed_in_client
 from tests.deposits import deposit_through_pipeline
 from tests.factories import make_subscription
@@ -99,7 +99,7 @@ def test_the_certificate_is_kept_in_every_storage_site(
 ) -> None:
     from pathlib import Path
 
-    from escrow.models import StoredFile
+    from records.models import StoredFile
 
     with django_capture_on_commit_callbacks(execute=True):
         _, pdf = download(signed_in_client(staff), deposit)

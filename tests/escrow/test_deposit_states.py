@@ -5,9 +5,10 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from escrow.models import AuditEntry, Deposit
+from escrow.models import Deposit
 from escrow.services import deposits as service
-from escrow.services.transitions import TransitionRefused
+from records.models import AuditEntry
+from records.services.transitions import TransitionRefused
 from tests.factories import make_deposit
 from tests.state_machines import (
     RETURNS_TO_FAILED_STEP,

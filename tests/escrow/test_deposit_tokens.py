@@ -10,8 +10,9 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from escrow.models import AuditEntry, Deposit, DepositToken
+from escrow.models import Deposit, DepositToken
 from escrow.services.tokens import token_create, token_revoke
+from records.models import AuditEntry
 from tests import archives
 from tests.factories import ProductFactory
 

@@ -22,16 +22,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import User
 from billing.services import subscription_cancel, subscription_lapse
-from escrow.models import (
-    AuditEntry,
-    ClaimEvidence,
-    ClaimRelease,
-    Notification,
-    ReleaseClaim,
-    StoredFile,
-    User,
-)
+from escrow.links import evidence_link, release_link, vendor_claim_link
+from escrow.models import ClaimEvidence, ClaimRelease, ReleaseClaim
 from escrow.services.claims import (
     claim_contest_by_vendor,
     claim_file,
@@ -43,22 +37,17 @@ from escrow.services.claims import (
     claims_contest_elapsed,
 )
 from escrow.services.deposits import deposit_acknowledge
-from escrow.services.evidence import Upload, evidence_link
+from escrow.services.evidence import Upload
 from escrow.services.release_keys import release_key_set
-from escrow.services.releases import (
-    ApprovalRefused,
-    notary_identity_store,
-    release_approve,
-    release_link,
-)
-from escrow.services.transitions import TransitionRefused
-from escrow.services.vendor_links import vendor_claim_link
-from escrow.vault import age
+from escrow.services.releases import ApprovalRefused, notary_identity_store, release_approve
+from records.models import AuditEntry, Notification, StoredFile
+from records.services.transitions import TransitionRefused
 from tests import archives
 from tests.conftest import signed_in_client
 from tests.deposits import deposit_through_pipeline
 from tests.factories import make_acknowledged_deposit, make_active_subscription, make_claim
 from tests.state_machines import snapshot
+from vault import age
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(17)
@@ -705,7 +694,7 @@ def test_an_identity_pasted_to_approve_is_kept_nowhere(
     assert every_log.records, "no log records captured: the log check would prove nothing"
     assert needle not in every_log.text.lower()
     names = {name for name, _, _ in task_calls}
-    assert "escrow.tasks.release_letter_task" in names
+    assert "escrow.release_letter_render" in names
     assert needle not in repr(task_calls).lower()
 
 

@@ -19,7 +19,7 @@ from escrow.models import ClaimRelease, ReleaseClaim
 from escrow.services.deposits import deposit_acknowledge
 from escrow.services.release_keys import release_key_set
 from escrow.services.releases import ApprovalRefused, release_approve
-from escrow.services.transitions import TransitionRefused
+from records.services.transitions import TransitionRefused
 from tests import archives
 from tests.conftest import signed_in_client, skip_or_fail
 from tests.deposits import deposit_through_pipeline

@@ -26,10 +26,11 @@ from escrow.services.replication import (
     vault_scrub,
 )
 from escrow.services.tokens import token_create
-from escrow.vault.sites import SiteError, all_sites
-from escrow.vault.sites_local import QUARANTINE
 from tests import archives
 from tests.s3server import new_bucket, s3_client, s3_site_config
+from vault.site_clients import all_sites
+from vault.sites import SiteError
+from vault.sites_local import QUARANTINE
 
 KINDS = ("sealed", "manifest", "signature")
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from escrow.models import AuditEntry, DepositAcknowledgement
-from escrow.vault.keys import system_signing_key
-from escrow.vault.manifest import load_public_key, public_key_text, verify_manifest
+from escrow.models import DepositAcknowledgement
+from records.models import AuditEntry
 from tests.conftest import signed_in_client
 from tests.deposits import deposit_through_pipeline
+from vault.keys import system_signing_key
+from vault.manifest import load_public_key, public_key_text, verify_manifest
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from escrow.models import AuditEntry, Role
+from accounts.models import Role
+from records.models import AuditEntry
 from tests.factories import PASSWORD, UserFactory
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from billing.invoicing import PaymentRefused, parse_amount, payment_record
+from billing.payments import PaymentRefused, parse_amount, payment_record
 
 
 def _date(raw: str) -> date:

@@ -29,10 +29,12 @@ class Command(BaseCommand):
         password = options["password"] or secrets.token_urlsafe(9)
         result = demo_load(password=password, identity_path=options["identity_file"])
         write = self.stdout.write
-        write(self.style.SUCCESS("Demo data ready. Logins (all on http://127.0.0.1:8000):"))
+        site = settings.ESCROW_PUBLIC_URL
+        write(self.style.SUCCESS(f"Demo data ready. Logins (all on {site}):"))
         for login in result.logins:
             note = f"  ({login.note})" if login.note else ""
-            write(f"  {login.door:16} {login.url:9} {login.email:26} {login.password}{note}")
+            url = f"{site}{login.url}"
+            write(f"  {login.door:16} {url:32} {login.email:26} {login.password}{note}")
         write(f"Notary TOTP secret (for an authenticator app): {result.totp_secret}")
         write(f"Notary age identity (private key, never in the database): {result.identity_path}")
         write(f"Notary age recipient: {result.notary_recipient}")

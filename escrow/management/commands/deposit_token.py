@@ -5,7 +5,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from escrow.models import DepositToken, Product
+from accounts.models import Product
+from escrow.models import DepositToken
 from escrow.services.tokens import token_create, token_revoke
 
 

@@ -3,7 +3,7 @@
 ``encrypt``, ``decrypt`` and ``rewrap`` work like the ``age`` tool: they read
 IN (standard input by default) and write standard output unless ``-o FILE``
 is given. Expected failures print one ``vault: ...`` line on stderr and exit
-with status 1; the plumbing lives in :mod:`escrow.vault.cli`.
+with status 1; the plumbing lives in :mod:`vault.cli`.
 
 To add a subcommand, write an ``_add_<name>_arguments(parser)`` and a
 ``_handle_<name>(options)`` function and list them in ``SUBCOMMANDS``.
@@ -18,8 +18,13 @@ from typing import Any, NamedTuple
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from escrow.vault import cli
-from escrow.vault.age import decrypt, encrypt, rewrap
+from vault import cli
+from vault.age import decrypt, encrypt, rewrap
+from vault.site_clients import all_sites
+from vault.sites import SiteError
+
+# encrypt, decrypt and rewrap run before Django loads its apps (see manage.py), so
+# the subcommands that need models import their services inside the handler.
 
 Options = dict[str, Any]
 
@@ -191,7 +196,6 @@ def _handle_prepare_sites(options: Options) -> None:
     """Check every vault site and the backup site, and set up what a site allows
     (versioning, Object Lock retention); run it when deploying."""
     from escrow.backups.store import backup_store
-    from escrow.vault.sites import SiteError, all_sites
 
     try:
         for site in [*all_sites(), backup_store()]:

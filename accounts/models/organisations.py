@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from accounts.vat_numbers import normalise_vat_number
+
+
+class Organisation(models.Model):
+    """The vendor that deposits, or a customer company that licenses its products."""
+
+    class Kind(models.TextChoices):
+        VENDOR = "vendor", "Vendor"
+        CUSTOMER = "customer", "Customer"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code, e.g. NL.")
+    vat_number = models.CharField(max_length=32, blank=True)
+    address = models.TextField(blank=True, help_text="Postal address, as printed on invoices.")
+    contact_email = models.EmailField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            self.vat_number = normalise_vat_number(self.vat_number, country=self.country)
+        except ValueError as error:
+            raise ValidationError({"vat_number": str(error)}) from error
+        if not re.fullmatch(r"[A-Z]{2}", self.country or ""):
+            raise ValidationError({"country": "Use the two-letter ISO country code, e.g. NL."})
+
+
+class Role(models.TextChoices):
+    CUSTOMER = "customer", "Customer user"
+    NOTARY = "notary", "Notary"
+    STAFF = "staff", "Vendor staff"
+
+
+class UserManager(BaseUserManager["User"]):
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        user = self.model(email=self.normalize_email(email), **fields)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
+        fields.setdefault("full_name", "Administrator")
+        return self.create_user(email, password, role=Role.STAFF, **fields)
+
+
+class User(AbstractBaseUser):
+    """A person with exactly one role; customer users belong to one customer organisation."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    organisation = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="users",
+        limit_choices_to={"kind": Organisation.Kind.CUSTOMER},
+        help_text="Required for customer users, empty for notaries and staff.",
+    )
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["full_name"]
+
+    class Meta:
+        ordering: ClassVar = ["email"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                name="customer_users_have_an_organisation",
+                condition=(
+                    models.Q(role="customer", organisation__isnull=False)
+                    | (~models.Q(role="customer") & models.Q(organisation__isnull=True))
+                ),
+                violation_error_message=(
+                    "Customer users need an organisation; notaries and staff have none."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>"
+
+    # Admin access and permissions follow from the role alone; nothing else is
+    # stored, so a user can never be half staff. What staff may not do (approve
+    # a release, edit the audit log) is refused by the services and the admin.
+    @property
+    def is_staff(self) -> bool:
+        return self.is_active and self.role == Role.STAFF
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.is_staff
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return self.is_staff
+
+    def has_perms(self, perm_list: Iterable[str], obj: object = None) -> bool:
+        return self.is_staff
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_staff
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role == Role.CUSTOMER
+
+    @property
+    def is_notary(self) -> bool:
+        return self.role == Role.NOTARY

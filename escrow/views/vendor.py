@@ -1,0 +1,57 @@
+"""The vendor's page for a release claim, reached through the link in its e-mail."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+
+from accounts.access import public
+from escrow.forms import ContestForm, uploads_from
+from escrow.links import claim_from_vendor_link, evidence_link
+from escrow.models import ClaimState
+from escrow.services.claims import claim_contest_by_vendor
+
+
+@public
+def vendor_claim(request: HttpRequest, token: str) -> HttpResponse:
+    """The link is the credential: it names one claim and expires."""
+    claim = claim_from_vendor_link(token)
+    if claim is None:
+        raise Http404("This link is not valid or has expired.")
+    form = ContestForm(
+        request.POST if request.method == "POST" else None,
+        request.FILES if request.method == "POST" else None,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            claim_contest_by_vendor(
+                claim=claim,
+                statement=form.cleaned_data["statement"],
+                uploads=uploads_from(request.FILES.getlist("documents")),
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request, "Your contest is recorded; the notary will review both sides."
+            )
+            return redirect("vendor-claim", token=token)
+    context = {
+        "claim": claim,
+        "form": form,
+        "token": token,
+        "may_contest": claim.state == ClaimState.VENDOR_NOTIFIED,
+        "evidence": claim.evidence.all(),
+    }
+    return render(request, "vendor/claim.html", context)
+
+
+@public
+def vendor_evidence(request: HttpRequest, token: str, evidence_id: int) -> HttpResponse:
+    claim = claim_from_vendor_link(token)
+    if claim is None:
+        raise Http404("This link is not valid or has expired.")
+    evidence = get_object_or_404(claim.evidence, pk=evidence_id)
+    return HttpResponseRedirect(evidence_link(evidence=evidence, viewer="vendor"))

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from accounts.forms import RoleLoginForm
+from accounts.models import Product, Role
+from escrow.forms import MultipleFileField
+from escrow.models import ReleaseCondition, ReleaseKey
+from escrow.validators import validate_age_recipient
+
+
+class SubscribeForm(forms.Form):
+    accept_terms = forms.BooleanField(
+        required=True,
+        label="We accept the escrow terms: a released deposit is for our own use only, to "
+        "keep running and maintaining the licensed software, and is never resold or passed on.",
+        error_messages={"required": "Accept the escrow terms to subscribe."},
+    )
+
+
+class ReleaseKeyForm(forms.Form):
+    method = forms.ChoiceField(choices=ReleaseKey.Method.choices, widget=forms.RadioSelect)
+    recipient = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="The public key printed by age-keygen, starting with age1.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("method") == ReleaseKey.Method.RECIPIENT:
+            recipient = (data.get("recipient") or "").strip()
+            if not recipient:
+                self.add_error("recipient", "Give the age recipient (age1...) to release to.")
+            else:
+                try:
+                    validate_age_recipient(recipient)
+                except forms.ValidationError as error:
+                    if error.code == "private_key_given":
+                        # The form is shown again: do not put the private key back in it.
+                        self.data = {**self.data, "recipient": ""}
+                    self.add_error("recipient", error)
+                data["recipient"] = recipient
+        return data
+
+
+class ExportForm(forms.Form):
+    accept_fee = forms.BooleanField(required=False)
+
+
+class ClaimForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.none())
+    condition = forms.ChoiceField(choices=ReleaseCondition.choices)
+    statement = forms.CharField(
+        widget=forms.Textarea, max_length=20_000, help_text="What happened, when, and how you know."
+    )
+    documents = MultipleFileField(
+        required=False,
+        help_text="Evidence: PDF, PNG or JPEG (a court ruling, a register extract, letters).",
+    )
+
+    def __init__(self, *args: Any, products: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["product"].queryset = products  # type: ignore[attr-defined]
+
+
+class EvidenceForm(forms.Form):
+    documents = MultipleFileField()
+
+
+class CustomerLoginForm(RoleLoginForm):
+    role = Role.CUSTOMER

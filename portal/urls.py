@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from portal import account, claims, views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("login/", views.CustomerLoginView.as_view(), name="login"),
+    path("logout/", views.CustomerLogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="dashboard"),
+    path("products/<slug:slug>/", views.product_detail, name="product"),
+    path("licences/<int:licence_id>/subscribe/", account.subscribe, name="subscribe"),
+    path(
+        "subscriptions/<int:subscription_id>/cancel/",
+        account.cancel_subscription,
+        name="cancel-subscription",
+    ),
+    path("invoices/", account.invoices, name="invoices"),
+    path("invoices/<str:number>/pdf/", account.invoice_pdf, name="invoice-pdf"),
+    path("release-key/", account.release_key, name="release-key"),
+    path("exports/", account.exports, name="exports"),
+    path("exports/<int:export_id>/download/", account.export_download, name="export-download"),
+    path("claims/", claims.claims, name="claims"),
+    path("claims/<int:claim_id>/", claims.claim_detail, name="claim"),
+    path("claims/<int:claim_id>/evidence/", claims.claim_add_evidence, name="claim-add-evidence"),
+    path(
+        "claims/<int:claim_id>/evidence/<int:evidence_id>/",
+        claims.claim_evidence,
+        name="claim-evidence",
+    ),
+    path("claims/<int:claim_id>/withdraw/", claims.claim_withdraw_view, name="claim-withdraw"),
+    path("claims/<int:claim_id>/download/", claims.claim_download, name="claim-download"),
+    path("claims/<int:claim_id>/letter/", claims.claim_letter, name="claim-letter"),
+]

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from records.models.audit import AuditChainHead, AuditEntry
+from records.models.files import StoredFile
+from records.models.notifications import Notification
+
+__all__ = ["AuditChainHead", "AuditEntry", "Notification", "StoredFile"]

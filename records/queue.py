@@ -1,0 +1,88 @@
+"""The one seam between services and Celery: follow-up work is sent by task name.
+
+Services never import task modules (tasks import services, so that would be a
+loop). They call :func:`enqueue_on_commit` with a task's name; the task runs
+after the surrounding transaction commits, so it never sees uncommitted rows
+and never runs for a change that was rolled back.
+
+Every task of ours is an :class:`EscrowTask`: it retries only the transient
+errors it names in ``autoretry_for``, with exponential backoff and jitter, a
+bounded number of times; the last failure, and any error it names in
+``fails_on``, is logged, mailed to staff and handed
+to the task's ``give_up`` hook, which records it where a person sees it (for
+example, a deposit marked ``failed`` with the reason)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, current_app
+from django.core.mail import mail_admins
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+class EscrowTask(Task):
+    """Base class of every task: bounded backoff retries, a final failure staff see."""
+
+    max_retries = 5
+    #: Errors that end the task for good without a retry (a person must look):
+    #: they go to give_up and to staff, like the last failure of a transient one.
+    fails_on: tuple[type[BaseException], ...] = ()
+    retry_backoff = 5
+    retry_backoff_max = 600
+    retry_jitter = True
+
+    def retry(self, *args: Any, exc: Exception | None = None, **kwargs: Any) -> Any:
+        # In-process (eager) tasks run inside the request that queued them: a retry
+        # there would only repeat the failure at once, so they fail straight away
+        # and leave the failure where staff see it (give_up), for a later retry.
+        if self.request.is_eager and exc is not None:
+            raise exc
+        return super().retry(*args, exc=exc, **kwargs)  # type: ignore[misc]
+
+    def give_up(self, exc: BaseException, **kwargs: Any) -> None:
+        """Record a final failure on the object the task works on (override)."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        logger.error("task %s(%s) failed for good: %s", self.name, kwargs or args, exc)
+        try:
+            self.give_up(exc, **(kwargs or {}))
+        finally:
+            mail_admins(
+                f"Task {self.name} failed",
+                f"{self.name} with {kwargs or args} failed after "
+                f"{self.request.retries} retries:\n{exc!r}",
+            )
+
+
+def _task(name: str) -> Task:
+    try:
+        return current_app.tasks[name]
+    except KeyError:
+        raise LookupError(f"no Celery task is named {name!r}") from None
+
+
+def enqueue(task_name: str, **kwargs: Any) -> None:
+    """Send the named task now, with keyword arguments (ids, never objects)."""
+    task = _task(task_name)
+    if task.app.conf.task_always_eager:
+        # In-process: the task's own on_failure has recorded a failure of a kind
+        # it expects (transient or fails_on); it must not fail the request too.
+        expected = (*(getattr(task, "autoretry_for", ()) or ()), *getattr(task, "fails_on", ()))
+        try:
+            task.apply_async(kwargs=kwargs)
+        except expected as error:
+            logger.warning("in-process task %s failed: %s", task_name, error)
+        return
+    task.apply_async(kwargs=kwargs)
+
+
+def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
+    """Send the named task once the current transaction commits (at once outside one)."""
+    _task(task_name)  # an unknown name fails here, in the service, not after commit
+    transaction.on_commit(lambda: enqueue(task_name, **kwargs))

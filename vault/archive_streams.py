@@ -1,0 +1,189 @@
+"""Bounded, verifying decompression for archive inspection.
+
+The standard library's readers are not used on purpose: ``tarfile``'s own
+stream mode decompresses each 10 KiB block without an output bound (a bzip2
+bomb would land in memory whole) and never checks the gzip CRC; ``zipfile``
+trusts a member's declared size. These readers never return more than asked
+for, verify each stream's end marker and checksum, and let the caller count
+every byte they produce.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import zlib
+from typing import Literal, Protocol
+
+from vault.archive_checks import ExpansionBudget, MiB
+
+Compression = Literal["gzip", "xz", "bzip2"]
+CHUNK = 64 * 1024
+# xz -9 needs 65 MiB to decompress; a header asking for more is hostile.
+MAX_DECODER_MEMORY = 128 * MiB
+# Errors a damaged compressed stream can raise (bz2 raises a plain OSError).
+DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (zlib.error, lzma.LZMAError, OSError, EOFError)
+
+
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class SeekableReadable(Readable, Protocol):
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+
+
+class Decompressor(Protocol):
+    """The bz2/lzma decompressor interface; zlib is adapted to it below."""
+
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def needs_input(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+class TruncatedStream(EOFError):
+    """A compressed stream ended before its end-of-stream marker."""
+
+
+class ZlibDecompressor:
+    """zlib's decompressor made to behave like bz2/lzma's: input that could not
+    be used within ``max_length`` is kept and fed again, not dropped."""
+
+    def __init__(self, wbits: int) -> None:
+        self._zlib = zlib.decompressobj(wbits)
+        self._tail = b""
+
+    @property
+    def eof(self) -> bool:
+        return self._zlib.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._zlib.unused_data
+
+    def decompress(self, data: bytes, max_length: int = CHUNK, /) -> bytes:
+        # zlib treats max_length 0 as "unbounded"; never ask it for that.
+        output = self._zlib.decompress(self._tail + data, max(max_length, 1))
+        self._tail = self._zlib.unconsumed_tail
+        return output
+
+
+def new_decompressor(compression: Compression) -> Decompressor:
+    """A decompressor for one stream; wbits 31 makes zlib check the gzip CRC and length."""
+    if compression == "gzip":
+        return ZlibDecompressor(31)
+    if compression == "xz":
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=MAX_DECODER_MEMORY)
+    return bz2.BZ2Decompressor()
+
+
+class DecompressingReader:
+    """A file-like ``read(n)`` over compressed bytes, returning at most ``n``
+    bytes per call so memory stays constant whatever the ratio.
+
+    With ``multi_stream`` (gzip/xz/bzip2 files), concatenated streams are read
+    in turn and NUL padding between or after them is allowed; anything else
+    after a stream is damage. Without it (a zip member), reading stops at the
+    end of the first stream. ``end_marker_required=False`` is for zip LZMA
+    members written without an end marker, which simply stop."""
+
+    def __init__(
+        self,
+        raw: Readable,
+        factory: Compression | Decompressor,
+        *,
+        multi_stream: bool = True,
+        end_marker_required: bool = True,
+    ) -> None:
+        self._raw = raw
+        self._factory = factory
+        self._decompressor = new_decompressor(factory) if isinstance(factory, str) else factory
+        self._multi_stream = multi_stream
+        self._end_marker_required = end_marker_required
+        self._pending = b""
+        self._finished = False
+
+    def read(self, size: int = CHUNK, /) -> bytes:
+        size = max(size, 1)
+        while not self._finished:
+            if self._decompressor.eof:
+                self._next_stream()
+                continue
+            data = b""
+            if self._decompressor.needs_input:
+                data = self._pending or self._raw.read(CHUNK)
+                self._pending = b""
+                if not data:
+                    # The input is exhausted: collect what the decoder still holds.
+                    output = self._decompressor.decompress(b"", size)
+                    if output:
+                        return output
+                    if self._end_marker_required:
+                        raise TruncatedStream("the compressed data ends before its end marker")
+                    self._finished = True
+                    return b""
+            output = self._decompressor.decompress(data, size)
+            if output:
+                return output
+        return b""
+
+    def _next_stream(self) -> None:
+        leftover = self._decompressor.unused_data
+        if not self._multi_stream or not isinstance(self._factory, str):
+            self._finished = True
+            return
+        while True:
+            data = leftover.lstrip(b"\0")
+            if data:
+                self._pending = data
+                self._decompressor = new_decompressor(self._factory)
+                return
+            leftover = self._raw.read(CHUNK)
+            if not leftover:
+                self._finished = True
+                return
+
+
+class CountingReader:
+    """Passes reads through, charging every byte to an expansion budget
+    (and naming ``member``, the one being read, if the budget runs out)."""
+
+    def __init__(self, inner: Readable, budget: ExpansionBudget) -> None:
+        self._inner = inner
+        self._budget = budget
+        self.member: str | None = None
+
+    def read(self, size: int = CHUNK, /) -> bytes:
+        data = self._inner.read(size)
+        self._budget.spend(len(data), member=self.member)
+        return data
+
+
+class SliceReader:
+    """At most ``length`` bytes of a seekable file from ``start``: one zip
+    member's compressed data. The file position is reset on every read, so
+    two slices of one file never disturb each other."""
+
+    def __init__(self, file: SeekableReadable, *, start: int, length: int) -> None:
+        self._file = file
+        self._position = start
+        self._left = length
+
+    def read(self, size: int = CHUNK, /) -> bytes:
+        if self._left <= 0:
+            return b""
+        self._file.seek(self._position)
+        data = self._file.read(min(size, self._left))
+        if not data:
+            raise TruncatedStream("the archive ends in the middle of a member")
+        self._position += len(data)
+        self._left -= len(data)
+        return data
