@@ -25,8 +25,8 @@ run: venv
 test: venv system-deps lint pytest
 
 # Line coverage of the application packages; the run fails below COVERAGE_FLOOR (percent),
-# set at the figure measured when the floor was introduced (see docs/architecture.md).
-COVERAGE_FLOOR ?= 87.7
+# set at the figure measured when the floor was introduced (91.2% here, 91.3% in CI).
+COVERAGE_FLOOR ?= 91
 COVERAGE_ARGS := --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 pytest: venv system-deps
