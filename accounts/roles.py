@@ -33,6 +33,10 @@ def staff_or_system(instance: Any, user: Any) -> bool:
     return user is None or _has_role(user, Role.STAFF)
 
 
+def staff_or_notary(instance: Any, user: Any) -> bool:
+    return _has_role(user, Role.STAFF) or _has_role(user, Role.NOTARY)
+
+
 def notary_or_system(instance: Any, user: Any) -> bool:
     return user is None or _has_role(user, Role.NOTARY)
 

@@ -6,6 +6,7 @@ production comes from an environment variable read by a strict helper in
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -39,7 +40,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.StaffAdminConfig",  # django.contrib.admin with a second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "csp",
     "rest_framework",
     "drf_spectacular",
+    "axes",  # throttled sign-in on every door (AXES_* below)
     # Our apps, bottom layer first (see docs/architecture.md and the import-linter
     # contract in pyproject.toml): each may import only those listed above it.
     "accounts",
@@ -62,6 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Near the top so it sees the final response of every page (config/middleware.py).
+    "config.middleware.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as axes asks: turns a sign-in refused for a lock-out into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -116,6 +122,11 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# Axes first: it refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -124,6 +135,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
+# A customer's password-reset link (portal/passwords.py) works once, for an hour.
+PASSWORD_RESET_TIMEOUT = 60 * 60
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -160,6 +173,31 @@ SESSION_COOKIE_AGE = 8 * 60 * 60
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Sign-in throttling on every door (/portal/, /notary/, /admin/), by django-axes: after
+# ESCROW_LOGIN_FAILURE_LIMIT failures for one username, or from one address, within the
+# cooling-off period, that username (from anywhere) and that address (for any username)
+# are refused, right password or not, until ESCROW_LOGIN_COOLOFF_MINUTES pass without a
+# further attempt. Existing and unknown usernames are counted and answered alike.
+# docs/security.md says why; docs/operations.md how staff unlock someone.
+AXES_FAILURE_LIMIT = env_int("ESCROW_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ESCROW_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "username"  # the login forms' field (it holds the e-mail address)
+# The address the deposit API's allow-lists use: REMOTE_ADDR, or behind
+# ESCROW_TRUSTED_PROXIES proxies the one the outermost trusted proxy saw.
+AXES_CLIENT_IP_CALLABLE = "escrow.api.authentication.client_address"
+AXES_LOCKOUT_CALLABLE = "config.lockout.locked_out_response"
+# A success does not clear earlier failures: clearing them by address would let someone
+# with an account of their own reset the count of their guesses at someone else's.
+AXES_RESET_ON_SUCCESS = False
+# Unlocking through axes' admin pages would be an admin change without an audit row;
+# staff unlock with `manage.py axes_reset_username` / `axes_reset_ip` instead.
+AXES_ENABLE_ADMIN = False
+# Successful sign-ins are not kept a second time (the session and last_login say
+# enough); only failures are kept, and each sign-in drops those past the cooling-off.
+AXES_DISABLE_ACCESS_LOG = True
+# No start-up banner: management commands (the vault CLI) keep stderr for their own words.
+AXES_VERBOSE = False
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -249,8 +287,13 @@ ESCROW_SITES = sites_from_env(VAR_DIR / "vault")
 # deploy check refuses that in production).
 ESCROW_SIGNING_KEY = env_str("ESCROW_SIGNING_KEY")
 ESCROW_SIGNING_KEY_PATH = VAR_DIR / "signing_key.pem"
-# An optional offline recipient kept in the physical safe; every deposit opens for it too.
-ESCROW_BREAK_GLASS_RECIPIENT = env_str("ESCROW_BREAK_GLASS_RECIPIENT")
+# Who deposits are sealed for is not a setting: whoever controls the environment
+# could otherwise add a key of their own. A left-over variable stops start-up.
+if env_str("ESCROW_BREAK_GLASS_RECIPIENT"):
+    raise ImproperlyConfigured(
+        "ESCROW_BREAK_GLASS_RECIPIENT is no longer read: propose the break-glass key in "
+        "the admin (Seal recipient changes); a notary approves it in the notary portal."
+    )
 # Where an upload is held while it is checked and sealed: plaintext only ever
 # rests here, in a temporary file removed when the step ends.
 ESCROW_INTAKE_DIR = Path(env_str("ESCROW_INTAKE_DIR", str(VAR_DIR / "intake")))
@@ -289,6 +332,14 @@ ESCROW_STALE_DEPOSIT_DAYS = env_int("ESCROW_STALE_DEPOSIT_DAYS", 90, minimum=1)
 ESCROW_CONTEST_BUSINESS_DAYS = env_int("ESCROW_CONTEST_BUSINESS_DAYS", 10, minimum=0)
 ESCROW_EVIDENCE_MAX_BYTES = env_int("ESCROW_EVIDENCE_MAX_BYTES", 20 * 1024**2, minimum=1)
 ESCROW_EVIDENCE_MAX_FILES = env_int("ESCROW_EVIDENCE_MAX_FILES", 10, minimum=1)
+# Django refuses a request with more files than that while it parses it, as soon as
+# the file past the limit starts (TooManyFilesSent; config/errors.py names the limit).
+DATA_UPLOAD_MAX_NUMBER_FILES = ESCROW_EVIDENCE_MAX_FILES
+# An uploaded file larger than this waits in a temporary file, never whole in memory,
+# in a folder of the intake directory (where plaintext may rest, removed after the request).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+FILE_UPLOAD_TEMP_DIR = str(ESCROW_INTAKE_DIR / "uploads")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
 # How hard a stored notary identity is to guess at (age scrypt work factor, 2^N).
 ESCROW_IDENTITY_SCRYPT_WORK_FACTOR = env_int("ESCROW_IDENTITY_SCRYPT_WORK_FACTOR", 18, minimum=10)
 # The system's age identity for evidence, so the vendor and the claimant can read

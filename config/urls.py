@@ -22,3 +22,6 @@ urlpatterns = [
     ),
     path("", include("escrow.urls")),
 ]
+
+# Names the evidence limit when a request carries too many files (config/errors.py).
+handler400 = "config.errors.bad_request"

@@ -1,80 +1,30 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Organisation, Product, User
-from escrow import admin_tokens  # noqa: F401  (registers the deposit-token admin)
-from escrow.models import Backup, BackupDrill, Deposit, DepositCopy, NotaryRecipient, ReleaseClaim
-from escrow.services.deposits import deposit_retry
-from records.admin_helpers import AuditedAdmin, ReadOnlyStateMixin, transition_action
-from records.models import AuditEntry
+from accounts.forms import StaffLoginForm
 
-admin.site.site_header = "Software Escrow — staff"
-admin.site.site_title = "Software Escrow staff"
-# Staff have no customer-portal page to go back to.
-admin.site.site_url = None
+# Each of these modules registers its models with the admin site.
+from escrow import admin_people, admin_seal, admin_tokens  # noqa: F401
+from escrow.models import Backup, BackupDrill, Deposit, DepositCopy, ReleaseClaim
+from escrow.services.claims import claim_release_voluntarily_by_staff
+from escrow.services.deposits import deposit_retry
+from records.admin_helpers import ReadOnlyStateMixin, transition_action
+from records.models import AuditEntry
+from records.services.transitions import TransitionRefused
+
 # Permissions follow from a user's role (see User.has_perm); groups would mean nothing.
 admin.site.unregister(Group)
-
-
-@admin.register(Organisation)
-class OrganisationAdmin(AuditedAdmin):
-    list_display = ("name", "kind", "country", "contact_email")
-    list_filter = ("kind",)
-    search_fields = ("name",)
-
-
-class UserCreationForm(AdminUserCreationForm):
-    class Meta:
-        model = User
-        fields = ("email", "full_name", "role", "organisation")
-
-
-class UserEditForm(UserChangeForm):
-    class Meta:
-        model = User
-        fields = ("email", "full_name", "role", "organisation", "is_active")
-
-
-@admin.register(User)
-class UserAdmin(DjangoUserAdmin, AuditedAdmin):
-    form = UserEditForm
-    add_form = UserCreationForm
-    list_display = ("email", "full_name", "role", "organisation", "is_active")
-    search_fields = ("email", "full_name")
-    ordering = ("email",)
-    fieldsets = (
-        (None, {"fields": ("email", "password")}),
-        ("Person", {"fields": ("full_name", "role", "organisation", "is_active")}),
-        ("Dates", {"fields": ("last_login", "date_joined")}),
-    )
-    add_fieldsets = (
-        (
-            None,
-            {"fields": ("email", "full_name", "role", "organisation", "password1", "password2")},
-        ),
-    )
-    readonly_fields = ("last_login", "date_joined")
-    filter_horizontal = ()
-    list_filter = ("role", "is_active")
-
-
-@admin.register(Product)
-class ProductAdmin(AuditedAdmin):
-    list_display = ("name", "slug", "vendor")
-    prepopulated_fields: ClassVar = {"slug": ("name",)}
-
-
-@admin.register(NotaryRecipient)
-class NotaryRecipientAdmin(AuditedAdmin):
-    list_display = ("label", "notary", "public_key", "is_active")
-    list_filter = ("is_active",)
+# A right password of a non-staff user counts as a failed sign-in (throttling).
+admin.site.login_form = StaffLoginForm
 
 
 class DepositCopyInline(admin.TabularInline):
@@ -100,10 +50,41 @@ class DepositAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
     )
 
 
+class ReasonActionForm(ActionForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        help_text="Required for a voluntary release: the vendor's written instruction and why.",
+    )
+
+
 @admin.register(ReleaseClaim)
 class ReleaseClaimAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
     list_display = ("id", "claimant", "product", "condition", "state", "created_at")
     list_filter = ("state", "condition")
+    # Not transition_action: this action needs the staff user's stated reason, typed
+    # next to the action menu; the service refuses an empty one.
+    action_form = ReasonActionForm
+    actions = ("release_voluntarily",)
+
+    @admin.action(description="Release voluntarily on the vendor's written instruction")
+    def release_voluntarily(self, request: HttpRequest, queryset: QuerySet[ReleaseClaim]) -> None:
+        reason = request.POST.get("reason", "")
+        done = 0
+        for claim in queryset:
+            try:
+                claim_release_voluntarily_by_staff(
+                    claim=claim,
+                    actor=request.user,  # type: ignore[arg-type]
+                    reason=reason,
+                )
+            except (TransitionRefused, PermissionDenied, ValidationError) as error:
+                text = "; ".join(error.messages) if isinstance(error, ValidationError) else error
+                self.message_user(request, f"{claim}: {text}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"Released voluntarily: {done} done.", messages.SUCCESS)
 
 
 @admin.register(AuditEntry)

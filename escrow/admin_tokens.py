@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -65,12 +65,16 @@ class DepositTokenAdmin(admin.ModelAdmin):
                 expires_in_days=form.cleaned_data["expires_in_days"],
                 actor=request.user,  # type: ignore[arg-type]
             )
-            self.message_user(
-                request,
-                f"Token created. Copy it now, it is not shown again: {issued.secret}",
-                messages.WARNING,
-            )
-            return HttpResponseRedirect(reverse("admin:escrow_deposittoken_changelist"))
+            # The secret is in this one response only: not in a message (which would
+            # travel in a cookie or rest in the session), not in a redirect.
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Deposit token created",
+                "opts": self.model._meta,
+                "secret": issued.secret,
+                "changelist": reverse("admin:escrow_deposittoken_changelist"),
+            }
+            return TemplateResponse(request, "admin/escrow/deposittoken/created.html", context)
         context = {
             **self.admin_site.each_context(request),
             "title": "Create a deposit token",

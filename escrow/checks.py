@@ -9,6 +9,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.db import DatabaseError
+from django.db.models import Q
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import Organisation, User
+from escrow.demo import (
+    DEMO_NOTARY_KEY_LABEL,
+    DEMO_ORGANISATIONS,
+    DEMO_TOTP_DEVICE,
+    DEMO_USER_EMAILS,
+)
+from escrow.models import NotaryRecipient
 
 
 @register(Tags.security, deploy=True)
@@ -84,4 +96,48 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
         )
     if settings.DEBUG:
         errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def demo_data_in_production(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """Refuse the demo's people and keys under ``check --deploy``: its users have
+    passwords printed on a terminal, its notary key's identity is a file under var/
+    and its authenticator's secret is printed too (escrow/demo.py)."""
+    try:
+        users = sorted(
+            User.objects.filter(email__in=DEMO_USER_EMAILS).values_list("email", flat=True)
+        )
+        organisations = sorted(
+            Organisation.objects.filter(
+                Q(name__in=DEMO_ORGANISATIONS) | Q(contact_email__in=DEMO_ORGANISATIONS.values())
+            ).values_list("name", flat=True)
+        )
+        keys = NotaryRecipient.objects.filter(
+            Q(label=DEMO_NOTARY_KEY_LABEL) | Q(notary__email__in=DEMO_USER_EMAILS)
+        ).count()
+        devices = TOTPDevice.objects.filter(name=DEMO_TOTP_DEVICE).count()
+    except DatabaseError:
+        # No database to ask (not reachable from where the check runs, or not migrated
+        # yet): then it holds no demo data this check could name.
+        return []
+    errors = []
+    if users or organisations:
+        errors.append(
+            Error(
+                "The demo's users or organisations exist: "
+                f"{', '.join([*users, *organisations])}. `manage.py demo` is for development "
+                "only; delete them (and what they own) before going live.",
+                id="escrow.E020",
+            )
+        )
+    if keys or devices:
+        errors.append(
+            Error(
+                f"The demo notary key ({keys} key(s) labelled {DEMO_NOTARY_KEY_LABEL!r} or "
+                f"held by a demo user) or the demo authenticator ({devices}) exists: deposits "
+                "sealed to it open with a file on disk. Retire it before going live.",
+                id="escrow.E021",
+            )
+        )
     return errors

@@ -35,6 +35,43 @@ from escrow.services.tokens import IssuedToken, token_create, token_revoke
 from vault.age import X25519Identity, parse_identity_file
 
 DEMO_TOTP_DEVICE = "demo authenticator"
+# What the demo creates, by name, so `manage.py check --deploy` can refuse it in
+# production (escrow/checks.py): its users have printed passwords, its notary key's
+# identity lies in a file under var/ and its authenticator's secret is printed.
+DEMO_USER_EMAILS = (
+    "staff@acme.example",
+    "alice@northwind.example",
+    "carol@contoso.example",
+    "notary@notaris.example",
+)
+DEMO_ORGANISATIONS = {
+    "Acme Software B.V.": "legal@acme.example",
+    "Northwind Logistics B.V.": "it@northwind.example",
+    "Contoso GmbH": "it@contoso.example",
+}
+DEMO_NOTARY_KEY_LABEL = "Demo identity file"
+
+
+def demo_refusal(*, debug: bool, secure: bool) -> str:
+    """Why ``manage.py demo`` may not run here ("" when it may). The demo creates users
+    with known passwords and a notary key whose identity is a file on this machine, so it
+    runs only on a development set-up: DEBUG on (``make run`` sets DJANGO_DEBUG=true)
+    and the deploy settings (DJANGO_SECURE=true: HTTPS, secure cookies, HSTS) off."""
+    if not debug:
+        return (
+            "Refusing to load demo data: DEBUG is off, as in production. The demo creates "
+            "users with printed passwords and a notary key whose identity lies on disk, so "
+            "it runs only on a development set-up: set DJANGO_DEBUG=true (as `make run` "
+            "does) and leave DJANGO_SECURE unset."
+        )
+    if secure:
+        return (
+            "Refusing to load demo data: the deploy settings are in force (DJANGO_SECURE="
+            "true). The demo creates users with printed passwords and a notary key whose "
+            "identity lies on disk; it runs only with DJANGO_DEBUG=true and DJANGO_SECURE "
+            "unset, never in production."
+        )
+    return ""
 
 
 @dataclass
@@ -52,6 +89,7 @@ class DemoResult:
     identity_path: Path | None = None
     notary_recipient: str = ""
     totp_secret: str = ""
+    staff_totp_secret: str = ""
     pipeline_token: str = ""
     release_key_path: Path | None = None
     deposits: list[Deposit] = field(default_factory=list)
@@ -228,10 +266,13 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
 
         NotaryRecipient.objects.get_or_create(
             public_key=identity.recipient().to_string(),
-            defaults={"notary": notary, "label": "Demo identity file"},
+            defaults={"notary": notary, "label": DEMO_NOTARY_KEY_LABEL},
         )
         device, _ = TOTPDevice.objects.get_or_create(
             user=notary, name=DEMO_TOTP_DEVICE, defaults={"confirmed": True}
+        )
+        staff_device, _ = TOTPDevice.objects.get_or_create(
+            user=staff, name=DEMO_TOTP_DEVICE, defaults={"confirmed": True}
         )
 
     # Deposits go through the real pipeline (check, manifest, seal, store,
@@ -254,6 +295,7 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
 
     result.notary_recipient = identity.recipient().to_string()
     result.totp_secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    result.staff_totp_secret = base64.b32encode(staff_device.bin_key).decode().rstrip("=")
     result.logins = [
         DemoLogin(
             "Customer portal", "/portal/", alice.email, password, "Northwind: active subscription"

@@ -5,8 +5,6 @@ or ``None``). Tokens are made and checked only by records.links."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,7 +15,6 @@ from records.links import link_claims, link_token, signed_claims, signed_value
 CERTIFICATE_SALT = "escrow.certificate-link"
 EVIDENCE_SALT = "escrow.evidence-link"
 RELEASE_SALT = "escrow.release-link"
-READABLE_AFTER_DEADLINE = timedelta(days=30)
 VENDOR_CLAIM_SALT = "escrow.vendor-claim"
 
 
@@ -87,7 +84,8 @@ def vendor_claim_link(*, claim: ReleaseClaim) -> str:
 
 
 def claim_from_vendor_link(token: str) -> ReleaseClaim | None:
-    """The claim a vendor link names, until 30 days after its contest deadline."""
+    """The claim a vendor link names, until its contest deadline: the link is for
+    reading and contesting the claim (or releasing voluntarily) in time, no longer."""
     claims = signed_claims(token, salt=VENDOR_CLAIM_SALT)
     if claims is None:
         return None
@@ -98,5 +96,6 @@ def claim_from_vendor_link(token: str) -> ReleaseClaim | None:
     )
     if claim is None:
         return None
-    until = (claim.contest_deadline or claim.created_at) + READABLE_AFTER_DEADLINE
-    return claim if timezone.now() < until else None
+    if claim.contest_deadline is None or timezone.now() >= claim.contest_deadline:
+        return None
+    return claim

@@ -27,6 +27,7 @@ from escrow.services.releases import (
 )
 from escrow.services.safe_export import safe_export_chunks
 from notary_portal.forms import DecisionForm, StoreIdentityForm
+from records.downloads import as_download
 from records.services.transitions import TransitionRefused
 
 
@@ -134,6 +135,4 @@ def safe_export(request: HttpRequest) -> StreamingHttpResponse:
         safe_export_chunks(actor=request.user),
         content_type="application/zip",
     )
-    response["Content-Disposition"] = 'attachment; filename="escrow-safe.zip"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return as_download(response, name="escrow-safe", content_type="application/zip")

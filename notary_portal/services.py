@@ -19,8 +19,8 @@ def totp_device_for_enrolment(*, notary: User) -> TOTPDevice:
     """The unconfirmed device whose secret the enrolment page shows.
 
     Enrolment is only possible while the notary has no confirmed device: with a
-    stolen password alone nobody can add a second authenticator. Staff reset a
-    lost device in the admin."""
+    stolen password alone nobody can add a second authenticator. Another notary
+    resets a lost one (escrow.services.notary_recovery); staff cannot."""
     if notary.role != Role.NOTARY:
         raise ValueError("Only notaries enrol a TOTP device here.")
     if totp_has_confirmed_device(notary=notary):

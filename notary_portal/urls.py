@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary_portal import claims, views
+from notary_portal import claims, colleagues, seal_changes, views
 
 app_name = "notary"
 
@@ -23,4 +23,16 @@ urlpatterns = [
     ),
     path("identity/", claims.store_identity, name="identity"),
     path("safe-export/", claims.safe_export, name="safe-export"),
+    path("seal-changes/", seal_changes.seal_changes, name="seal-changes"),
+    path("colleagues/", colleagues.colleagues, name="colleagues"),
+    path(
+        "colleagues/<int:user_id>/recover/",
+        colleagues.colleague_recover,
+        name="colleague-recover",
+    ),
+    path(
+        "seal-changes/<int:change_id>/decide/",
+        seal_changes.seal_change_decide,
+        name="seal-change-decide",
+    ),
 ]

@@ -19,6 +19,7 @@ from accounts.access import notary_password_checked, notary_required, public
 from escrow.models import DepositAcknowledgement, DepositState
 from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposits_for_register
 from escrow.services.deposits import deposit_acknowledge
+from escrow.services.seal_changes import seal_changes_waiting
 from notary_portal import services
 from notary_portal.forms import NotaryLoginForm, TotpForm
 from records.services.transitions import TransitionRefused
@@ -86,6 +87,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "deposits": deposits_for_register()[:200],
         "open_claims": claims.filter(state__in=OPEN_CLAIM_STATES),
         "closed_claims": claims.exclude(state__in=OPEN_CLAIM_STATES).order_by("-updated_at")[:50],
+        "seal_changes_waiting": len(seal_changes_waiting()),
     }
     return render(request, "notary/dashboard.html", context)
 

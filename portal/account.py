@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from accounts.access import customer_required
@@ -20,6 +21,7 @@ from escrow.models import DataExport, ReleaseKey
 from escrow.services.exports import ExportFeeRequired, export_fee_for, export_request
 from escrow.services.release_keys import release_key_set
 from portal.forms import ExportForm, ReleaseKeyForm, SubscribeForm
+from records.downloads import AGE_CONTENT_TYPE, as_download
 from records.links import stored_file_link
 from records.services.transitions import TransitionRefused
 
@@ -79,6 +81,7 @@ def invoice_pdf(request: HttpRequest, number: str) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters("passphrase", "passphrase_again")
 @customer_required
 def release_key(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
@@ -91,6 +94,7 @@ def release_key(request: HttpRequest) -> HttpResponse:
                 actor=user,
                 method=form.cleaned_data["method"],
                 recipient=form.cleaned_data.get("recipient", ""),
+                passphrase=form.cleaned_data.get("passphrase", ""),
             )
         except ValidationError as error:
             form.add_error(None, error)
@@ -98,6 +102,18 @@ def release_key(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your release key is saved.")
             return redirect("portal:release-key")
     return render(request, "portal/release_key.html", {"form": form, "current": current})
+
+
+@customer_required
+def release_key_file(request: HttpRequest) -> HttpResponse:
+    """The passphrase-protected identity of the organisation's release key (age armor).
+    Only the passphrase the customer chose opens it; the server cannot."""
+    user: Any = request.user
+    key = get_object_or_404(
+        ReleaseKey, organisation=user.organisation, method=ReleaseKey.Method.PASSPHRASE
+    )
+    response = HttpResponse(key.encrypted_identity, content_type="text/plain; charset=utf-8")
+    return as_download(response, name="release-key", content_type=AGE_CONTENT_TYPE)
 
 
 @customer_required

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import customer_required
 from escrow.forms import uploads_from
 from escrow.links import evidence_link, release_link
-from escrow.models import ClaimRelease, ClaimState, ReleaseClaim
+from escrow.models import ClaimRelease, ClaimState, ReleaseClaim, ReleaseKey
 from escrow.models.claims import WITHDRAWABLE_STATES
 from escrow.selectors import claim_history, products_licensed_by
 from escrow.services.claims import (
@@ -22,7 +22,7 @@ from escrow.services.claims import (
     claim_provide_evidence,
     claim_withdraw,
 )
-from escrow.services.releases import release_letter_render, release_passphrase_take
+from escrow.services.releases import release_letter_render
 from portal.forms import ClaimForm, EvidenceForm
 from records.links import stored_file_link
 from records.models import StoredFile
@@ -71,15 +71,12 @@ def claims(request: HttpRequest) -> HttpResponse:
 def claim_detail(request: HttpRequest, claim_id: int) -> HttpResponse:
     claim = _own_claim(request, claim_id)
     release = ClaimRelease.objects.filter(claim=claim).first()
-    passphrase = ""
-    if release is not None and release.passphrase_to_show:
-        passphrase = release_passphrase_take(release=release, actor=request.user)  # type: ignore[arg-type]
     context = {
         "claim": claim,
         "history": claim_history(claim),
         "evidence": claim.evidence.all(),
         "release": release,
-        "passphrase": passphrase,
+        "release_key": ReleaseKey.objects.filter(organisation=claim.claimant).first(),
         "evidence_form": EvidenceForm(),
         "may_withdraw": claim.state in WITHDRAWABLE_STATES,
     }

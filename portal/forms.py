@@ -8,6 +8,7 @@ from accounts.forms import RoleLoginForm
 from accounts.models import Product, Role
 from escrow.forms import MultipleFileField
 from escrow.models import ReleaseCondition, ReleaseKey
+from escrow.models.claims import CUSTOMER_CONDITIONS
 from escrow.validators import validate_age_recipient
 
 
@@ -27,9 +28,24 @@ class ReleaseKeyForm(forms.Form):
         max_length=100,
         help_text="The public key printed by age-keygen, starting with age1.",
     )
+    passphrase = forms.CharField(
+        required=False,
+        max_length=1000,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 12 characters. Nobody can recover it for you: write it down.",
+    )
+    passphrase_again = forms.CharField(
+        required=False, max_length=1000, strip=False, widget=forms.PasswordInput
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("method") == ReleaseKey.Method.PASSPHRASE:
+            if len(data.get("passphrase") or "") < 12:
+                self.add_error("passphrase", "Use a passphrase of at least 12 characters.")
+            elif data.get("passphrase") != data.get("passphrase_again"):
+                self.add_error("passphrase_again", "The two passphrases differ.")
         if data.get("method") == ReleaseKey.Method.RECIPIENT:
             recipient = (data.get("recipient") or "").strip()
             if not recipient:
@@ -52,7 +68,10 @@ class ExportForm(forms.Form):
 
 class ClaimForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.none())
-    condition = forms.ChoiceField(choices=ReleaseCondition.choices)
+    # A voluntary release is the vendor's act (its claim link), never a customer's choice.
+    condition = forms.ChoiceField(
+        choices=[(c.value, c.label) for c in ReleaseCondition if c in CUSTOMER_CONDITIONS]
+    )
     statement = forms.CharField(
         widget=forms.Textarea, max_length=20_000, help_text="What happened, when, and how you know."
     )

@@ -2,13 +2,43 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal import account, claims, views
+from portal import account, claims, passwords, views
 
 app_name = "portal"
 
 urlpatterns = [
     path("login/", views.CustomerLoginView.as_view(), name="login"),
     path("logout/", views.CustomerLogoutView.as_view(), name="logout"),
+    path(
+        "password/reset/",
+        passwords.CustomerPasswordResetView.as_view(),
+        name="password-reset",
+    ),
+    path(
+        "password/reset/sent/",
+        passwords.CustomerPasswordResetDoneView.as_view(),
+        name="password-reset-done",
+    ),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        passwords.CustomerPasswordResetConfirmView.as_view(),
+        name="password-reset-confirm",
+    ),
+    path(
+        "password/reset/done/",
+        passwords.CustomerPasswordResetCompleteView.as_view(),
+        name="password-reset-complete",
+    ),
+    path(
+        "password/change/",
+        passwords.CustomerPasswordChangeView.as_view(),
+        name="password-change",
+    ),
+    path(
+        "password/change/done/",
+        passwords.CustomerPasswordChangeDoneView.as_view(),
+        name="password-change-done",
+    ),
     path("", views.dashboard, name="dashboard"),
     path("products/<slug:slug>/", views.product_detail, name="product"),
     path("licences/<int:licence_id>/subscribe/", account.subscribe, name="subscribe"),
@@ -20,6 +50,7 @@ urlpatterns = [
     path("invoices/", account.invoices, name="invoices"),
     path("invoices/<str:number>/pdf/", account.invoice_pdf, name="invoice-pdf"),
     path("release-key/", account.release_key, name="release-key"),
+    path("release-key/release-key.age", account.release_key_file, name="release-key-file"),
     path("exports/", account.exports, name="exports"),
     path("exports/<int:export_id>/download/", account.export_download, name="export-download"),
     path("claims/", claims.claims, name="claims"),

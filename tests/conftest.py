@@ -136,13 +136,18 @@ def staff(db: None) -> User:
 
 
 def signed_in_client(user: User | None, *, second_factor: bool = True) -> Client:
-    """A test client signed in as ``user``; notaries also pass TOTP unless told not to."""
+    """A test client signed in as ``user``; notaries and staff also pass TOTP unless
+    told not to."""
     client = Client()
     if user is None:
         return client
     client.force_login(user)
-    if user.role == Role.NOTARY and second_factor:
-        device = TOTPDevice.objects.devices_for_user(user, confirmed=True).get()
+    if user.role in (Role.NOTARY, Role.STAFF) and second_factor:
+        # Staff sign in to /admin/ with a second factor too (config/admin_site.py).
+        device = TOTPDevice.objects.devices_for_user(user, confirmed=True).first()
+        if device is None:
+            assert user.role == Role.STAFF, "the notary fixture has a confirmed device"
+            device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
         session = client.session
         session[DEVICE_ID_SESSION_KEY] = device.persistent_id
         session.save()

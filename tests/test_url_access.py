@@ -29,9 +29,10 @@ from billing.invoicing import Line, invoice_issue
 from billing.models import Invoice
 from escrow.links import certificate_link, evidence_link, vendor_claim_link
 from escrow.models import Backup, BackupDrill, DataExport, Deposit, NotaryRecipient
-from escrow.services.claims import claim_file
+from escrow.services.claims import claim_file, claim_notify_vendor
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
 from escrow.services.evidence import Upload
+from escrow.services.seal_changes import seal_change_propose
 from escrow.services.tokens import token_create
 from records.links import stored_file_link
 from records.services.audit import audit_record
@@ -75,6 +76,14 @@ ACCESS: dict[str, dict[str, str]] = {
     "home": everyone("redirect:/portal/"),
     "portal:login": PUBLIC,
     "portal:logout": everyone("login"),
+    # Asking for a reset link, and the pages around it, need no account; the link in
+    # the sample is not a valid reset token, so its page says so (status 200).
+    "portal:password-reset": PUBLIC,
+    "portal:password-reset-done": PUBLIC,
+    "portal:password-reset-confirm": PUBLIC,
+    "portal:password-reset-complete": PUBLIC,
+    "portal:password-change": CUSTOMERS_ONLY,
+    "portal:password-change-done": CUSTOMERS_ONLY,
     "portal:dashboard": CUSTOMERS_ONLY,
     # Only organisation A licenses the sample product; B learns nothing about it.
     "portal:product": CUSTOMERS_ONLY | {"customer_b": "not_found"},
@@ -104,9 +113,9 @@ ACCESS: dict[str, dict[str, str]] = {
     "certificate": {
         "anonymous": "login",
         "customer_a": "redirect:/files/certificate/<token>/",
-        "customer_b": "forbidden",
+        "customer_b": "not_found",
         "notary": "redirect:/files/certificate/<token>/",
-        "notary_password_only": "forbidden",
+        "notary_password_only": "not_found",
         "staff": "redirect:/files/certificate/<token>/",
     },
     # The expiring link is itself the credential, like a presigned S3 URL.
@@ -119,6 +128,9 @@ ACCESS: dict[str, dict[str, str]] = {
     "portal:invoice-pdf": CUSTOMERS_ONLY
     | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
     "portal:release-key": CUSTOMERS_ONLY,
+    # Only an organisation with a passphrase release key has the file; the sample has none.
+    "portal:release-key-file": CUSTOMERS_ONLY
+    | {"customer_a": "not_found", "customer_b": "not_found"},
     "portal:exports": CUSTOMERS_ONLY,
     "portal:export-download": CUSTOMERS_ONLY
     | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
@@ -155,6 +167,16 @@ ACCESS: dict[str, dict[str, str]] = {
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:safe-export": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:seal-changes": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    # An empty decision is refused as a bad request.
+    "notary:seal-change-decide": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "bad_request", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:colleagues": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    # The sample user is not a colleague of the notary: nothing to recover.
+    "notary:colleague-recover": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "not_found", "notary_password_only": "redirect:/notary/verify/"},
     "admin:login": PUBLIC | {"staff": "redirect:/admin/"},
     # Django sends anyone who is not staff from the admin's logout to its index.
     "admin:logout": everyone("redirect:/admin/") | {"staff": "ok"},
@@ -182,6 +204,12 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:escrow_backupdrill_delete",
             "admin:billing_invoice_add",
             "admin:billing_invoice_delete",
+            # Users are deactivated, never deleted (the audit log names them); seal keys
+            # and their changes are never added or removed by hand (docs/security.md).
+            "admin:accounts_user_delete",
+            "admin:escrow_notaryrecipient_add",
+            "admin:escrow_notaryrecipient_delete",
+            "admin:escrow_sealrecipientchange_delete",
         ],
         STAFF_ONLY | {"staff": "forbidden"},
     ),
@@ -196,6 +224,8 @@ POST_ONLY = {
     "portal:claim-add-evidence",
     "portal:claim-withdraw",
     "notary:decide",
+    "notary:seal-change-decide",
+    "notary:colleague-recover",
 }
 
 
@@ -280,6 +310,10 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = sample["export"].pk
         elif name == "claim_id":
             kwargs[name] = sample["claim"].pk
+        elif name == "change_id":
+            kwargs[name] = sample["seal_change"].pk
+        elif name == "user_id":
+            kwargs[name] = sample["subscriber"].pk
         elif name == "evidence_id":
             kwargs[name] = sample["evidence"].pk
         elif name == "token" and route.name == "evidence-download":
@@ -288,6 +322,8 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = "forged-token"
         elif name == "token" and route.name.startswith("vendor-"):
             kwargs[name] = sample["vendor_token"]
+        elif name == "uidb64":
+            kwargs[name] = "forged"
         elif name == "token" and route.name == "certificate-download":
             kwargs[name] = sample["certificate_token"]
         elif name == "token":
@@ -340,7 +376,15 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         statement="Bankrupt.",
         uploads=[Upload("ruling.pdf", b"%PDF-1.4\n")],
     )
+    claim_notify_vendor(claim=claim)  # the vendor's link works from here to the deadline
     evidence = claim.evidence.get()
+    seal_change = seal_change_propose(
+        kind="add_break_glass_key",
+        actor=staff,
+        public_key="age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+        label="physical safe",
+        reason="sample",
+    )
     audit_record(action="test.sample")
     token_create(product=product, label="CI", actor=staff)
     link = certificate_link(deposit=deposit, user=staff)
@@ -375,6 +419,7 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     return {
         "subscription_to_cancel": make_subscription(licence=other_licence, actor=subscriber),
         "claim": claim,
+        "seal_change": seal_change,
         "evidence": evidence,
         "evidence_token": evidence_link(evidence=evidence, viewer="test")
         .rstrip("/")

@@ -77,10 +77,13 @@ def build_manifest(
     pipeline: Mapping[str, str],
     report: ArchiveReport,
     created_at: datetime,
+    sealed_for: list[str] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready manifest for an inspected archive. ``pipeline`` holds
     build metadata (``commit``, ``build_url``, ...): short lower-case keys,
-    string values. Raises ``ManifestError`` for values that do not fit."""
+    string values. ``sealed_for`` names the age recipients the deposit is sealed
+    for, so that the signed manifest shows anyone who could open it. Raises
+    ``ManifestError`` for values that do not fit."""
     if created_at.tzinfo is None:
         raise ManifestError("created_at must be timezone-aware.")
     return {
@@ -94,6 +97,7 @@ def build_manifest(
         "archive": {"format": report.format, "size": report.size, "sha256": report.sha256},
         "members": [_member(member) for member in report.members],
         "completeness": completeness(report),
+        **({"sealed_for": sorted(sealed_for)} if sealed_for is not None else {}),
     }
 
 

@@ -10,7 +10,12 @@ from escrow.models.claims import (
 )
 from escrow.models.customers import DataExport, ReleaseKey
 from escrow.models.deposits import Deposit, DepositAcknowledgement, DepositCopy, DepositState
-from escrow.models.notaries import NotaryRecipient, NotaryStoredIdentity
+from escrow.models.notaries import (
+    NotaryRecipient,
+    NotaryStoredIdentity,
+    SealChangeState,
+    SealRecipientChange,
+)
 from escrow.models.tokens import DepositToken
 
 __all__ = [
@@ -30,4 +35,6 @@ __all__ = [
     "ReleaseClaim",
     "ReleaseCondition",
     "ReleaseKey",
+    "SealChangeState",
+    "SealRecipientChange",
 ]

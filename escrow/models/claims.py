@@ -20,6 +20,13 @@ class ReleaseCondition(models.TextChoices):
     VOLUNTARY = "voluntary", "Voluntary release by the vendor"
 
 
+# A voluntary release is the vendor's act, never a customer's choice: a customer
+# claims one of these; the vendor (or staff on its written instruction) releases.
+CUSTOMER_CONDITIONS = [
+    condition for condition in ReleaseCondition if condition != ReleaseCondition.VOLUNTARY
+]
+
+
 class ClaimState(models.TextChoices):
     FILED = "filed", "Filed"
     VENDOR_NOTIFIED = "vendor_notified", "Vendor notified"
@@ -104,6 +111,17 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
     )
     def mark_uncontested(self) -> None:
         pass
+
+    @transition(
+        field=state,
+        source=ClaimState.VENDOR_NOTIFIED,
+        target=ClaimState.UNCONTESTED,
+        permission=roles.staff_or_system,
+    )
+    def release_voluntarily(self) -> None:
+        """The vendor releases of its own will (through its signed link, or staff on its
+        written instruction): the claim no longer waits for the contest period."""
+        self.condition = ReleaseCondition.VOLUNTARY
 
     @transition(
         field=state,
@@ -201,7 +219,8 @@ class ClaimEvidence(models.Model):
 
 class ClaimRelease(models.Model):
     """What an approved claim released: a new age header over the sealed payload of
-    the deposit, for the claimant's key or a passphrase. The payload is not copied:
+    the deposit, for the claimant's release key (its own, or the one its passphrase
+    opens). The payload is not copied:
     the released file is this header followed by the stored payload."""
 
     claim = models.OneToOneField(
@@ -215,12 +234,7 @@ class ClaimRelease(models.Model):
         help_text="Where the payload starts in the sealed file."
     )
     released_size = models.BigIntegerField(help_text="Header plus payload, in bytes.")
-    recipient = models.CharField(max_length=100, blank=True, help_text="Empty: a passphrase.")
-    passphrase_to_show = models.CharField(
-        max_length=100,
-        blank=True,
-        help_text="A generated passphrase, kept only until the claimant has seen it once.",
-    )
+    recipient = models.CharField(max_length=100, help_text="The age recipient released to.")
     letter_key = models.CharField(max_length=512, blank=True)
     released_at = models.DateTimeField()
 

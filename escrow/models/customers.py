@@ -15,7 +15,9 @@ from records.models.files import StoredFile
 
 class ReleaseKey(models.Model):
     """How a release will be handed to this customer organisation: encrypted to its
-    own age recipient, or to a passphrase generated at release and shown once."""
+    own age recipient, or to a key pair the portal made for it, whose private half is
+    kept only encrypted under a passphrase the customer chose (age scrypt). The
+    server never holds the passphrase, nor a way to open what is released."""
 
     class Method(models.TextChoices):
         RECIPIENT = "recipient", "Our age recipient (age1...)"
@@ -26,6 +28,10 @@ class ReleaseKey(models.Model):
     )
     method = models.CharField(max_length=20, choices=Method.choices)
     recipient = models.CharField(max_length=100, blank=True, validators=[validate_age_recipient])
+    encrypted_identity = models.TextField(
+        blank=True,
+        help_text="Passphrase method: the identity, age-encrypted under the customer's passphrase.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
@@ -35,8 +41,12 @@ class ReleaseKey(models.Model):
         constraints: ClassVar = [
             models.CheckConstraint(
                 name="recipient_method_has_a_recipient",
-                condition=models.Q(method="passphrase", recipient="")
-                | (models.Q(method="recipient") & ~models.Q(recipient="")),
+                condition=(
+                    models.Q(method="passphrase")
+                    & ~models.Q(recipient="")
+                    & ~models.Q(encrypted_identity="")
+                )
+                | (models.Q(method="recipient", encrypted_identity="") & ~models.Q(recipient="")),
                 violation_error_message="Give the age recipient, or choose a passphrase.",
             ),
         ]

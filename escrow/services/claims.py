@@ -72,6 +72,14 @@ def claim_file(
 
     if filed_by.role != Role.CUSTOMER or filed_by.organisation is None:
         raise PermissionDenied("Only customer users can file release claims.")
+    if condition == ReleaseCondition.VOLUNTARY:
+        raise ValidationError(
+            {
+                "condition": "A voluntary release is the vendor's own act: the vendor "
+                "releases through its claim link. Claim the release condition that has "
+                "occurred; the vendor then has the full contest period."
+            }
+        )
     problem = claim_eligibility_problem(organisation=filed_by.organisation, product=product)
     if problem:
         raise ValidationError(problem)
@@ -112,13 +120,11 @@ def _attach(
 
 def claim_notify_vendor(*, claim: ReleaseClaim) -> ReleaseClaim:
     """Tell the vendor (its contact address) of the claim and start the contest period,
-    in business days. A voluntary release by the vendor skips the contest period."""
+    in business days. Every claim waits out the full period: only the vendor can cut it
+    short, by releasing voluntarily (``claim_release_voluntarily_by_vendor``)."""
     deadline = add_business_days(timezone.now(), settings.ESCROW_CONTEST_BUSINESS_DAYS)
-    voluntary = claim.condition == ReleaseCondition.VOLUNTARY
     with transaction.atomic():
-        apply_transition(
-            claim, "notify_vendor", actor=None, contest_deadline=None if voluntary else deadline
-        )
+        apply_transition(claim, "notify_vendor", actor=None, contest_deadline=deadline)
         vendor = claim.product.vendor
         link = vendor_claim_link(claim=claim)
         notification_queue(
@@ -127,14 +133,11 @@ def claim_notify_vendor(*, claim: ReleaseClaim) -> ReleaseClaim:
             subject=f"Release claim for {claim.product.name} by {claim.claimant.name}",
             body=(
                 f"{claim.claimant.name} claims a release of {claim.product.name} "
-                f"({claim.get_condition_display()}).\n\nRead the claim and its evidence"
-                + ("" if voluntary else f", and contest it until {deadline:%d %B %Y %H:%M} UTC")
-                + f": {settings.ESCROW_PUBLIC_URL}{link}\n"
+                f"({claim.get_condition_display()}).\n\nRead the claim and its evidence, "
+                f"and contest it until {deadline:%d %B %Y %H:%M} UTC (or release "
+                f"voluntarily): {settings.ESCROW_PUBLIC_URL}{link}\n"
             ),
         )
-        if voluntary:
-            claim_mark_uncontested(claim=claim)
-            claim_start_review(claim=claim, actor=None)
     return claim
 
 
@@ -171,6 +174,67 @@ def claim_contest_by_vendor(
     claim_contest(claim=claim, actor=None, statement=statement)
     _attach(claim, checked, side=ClaimEvidence.Side.VENDOR, actor=None)
     return claim_start_review(claim=claim, actor=None)
+
+
+def claim_release_voluntarily(
+    *,
+    claim: ReleaseClaim,
+    actor: User | None,
+    reason: str,
+    details: dict[str, str] | None = None,
+) -> ReleaseClaim:
+    """The voluntary-release transition alone (see ``claim_release_voluntarily_by_vendor``
+    and ``claim_release_voluntarily_by_staff``): ``actor`` ``None`` is the vendor
+    through its signed link; otherwise staff."""
+    claimed = str(claim.condition)
+    return apply_transition(
+        claim,
+        "release_voluntarily",
+        actor=actor,
+        actor_label=None if actor else "vendor",
+        reason=reason,
+        details={"claimed_condition": claimed, **(details or {})},
+    )
+
+
+def _voluntary_release(
+    *, claim: ReleaseClaim, actor: User | None, reason: str, details: dict[str, str]
+) -> ReleaseClaim:
+    # A racing contest, a second release or the contest-period task is refused by the
+    # state machine's optimistic check (ConcurrentTransitionMixin); nothing half-moves.
+    with transaction.atomic():
+        claim_release_voluntarily(claim=claim, actor=actor, reason=reason, details=details)
+        return claim_start_review(claim=claim, actor=None)
+
+
+def claim_release_voluntarily_by_vendor(*, claim: ReleaseClaim, statement: str) -> ReleaseClaim:
+    """The vendor, through its signed claim link, releases voluntarily with a written
+    statement: the claim goes to the notary without waiting for the contest period.
+    The audit row names the vendor (the link's holder) and keeps the statement."""
+    statement = statement.strip()
+    if not statement:
+        raise ValidationError({"statement": "A voluntary release needs a written statement."})
+    return _voluntary_release(
+        claim=claim, actor=None, reason=statement, details={"by": "vendor's signed claim link"}
+    )
+
+
+def claim_release_voluntarily_by_staff(
+    *, claim: ReleaseClaim, actor: User, reason: str
+) -> ReleaseClaim:
+    """Staff release voluntarily on the vendor's written instruction (a letter, an
+    e-mail), saying which instruction and why; the audit row names the staff user."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(
+            "A voluntary release by staff needs a reason naming the vendor's written instruction."
+        )
+    return _voluntary_release(
+        claim=claim,
+        actor=actor,
+        reason=reason,
+        details={"by": "staff on the vendor's written instruction"},
+    )
 
 
 def claim_mark_uncontested(*, claim: ReleaseClaim) -> ReleaseClaim:

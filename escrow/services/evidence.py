@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import tempfile
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from pathlib import Path
+from typing import BinaryIO, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,23 +36,55 @@ SIGNATURES = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+# Uploads are only ever read this much at a time: never whole into memory.
+CHUNK_SIZE = 64 * 1024
+_HEAD_SIZE = max(len(signature) for signatures in SIGNATURES.values() for signature in signatures)
 
 
 @dataclass(frozen=True)
 class Upload:
-    """A document as received: its name as given, and its content."""
+    """A document as received: its name as given, and its content: bytes, or a
+    seekable file (an upload Django spooled to a temporary file), read in chunks."""
 
     name: str
-    content: bytes
+    content: bytes | BinaryIO
+
+    def chunks(self, limit: int | None = None) -> Iterator[bytes]:
+        """The content from its start, in chunks of at most 64 KiB; with ``limit``,
+        stopping once one byte more than ``limit`` has been read."""
+        stream = _stream(self)
+        remaining = -1 if limit is None else limit + 1
+        while remaining:
+            chunk = stream.read(CHUNK_SIZE if remaining < 0 else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                return
+            if remaining > 0:
+                remaining -= len(chunk)
+            yield chunk
+
+
+def _stream(upload: Upload) -> BinaryIO:
+    if isinstance(upload.content, bytes):
+        return io.BytesIO(upload.content)
+    upload.content.seek(0)
+    return upload.content
+
+
+def _measured(upload: Upload, limit: int) -> int:
+    """The upload's size, counted while streaming; refused once it passes ``limit``."""
+    size = sum(len(chunk) for chunk in upload.chunks(limit))
+    if size > limit:
+        raise ValidationError(f"{_safe_name(upload.name)} is larger than {_size(limit)}.")
+    return size
 
 
 def read_upload(file: BinaryIO, name: str, *, limit: int | None = None) -> Upload:
-    """Read an uploaded file, refusing it as soon as it passes the size limit."""
-    limit = limit or settings.ESCROW_EVIDENCE_MAX_BYTES
-    content = file.read(limit + 1)
-    if len(content) > limit:
-        raise ValidationError(f"{_safe_name(name)} is larger than {_size(limit)}.")
-    return Upload(name=name, content=content)
+    """Take an uploaded file as it is (not read into memory), refusing it as soon as
+    counting it in chunks passes the size limit."""
+    upload = Upload(name=name, content=file)
+    _measured(upload, limit or settings.ESCROW_EVIDENCE_MAX_BYTES)
+    file.seek(0)
+    return upload
 
 
 def _size(limit: int) -> str:
@@ -66,8 +101,9 @@ def _safe_name(name: str) -> str:
 
 
 def _content_type_of(upload: Upload) -> str:
+    head = _stream(upload).read(_HEAD_SIZE)
     for content_type, signatures in SIGNATURES.items():
-        if upload.content.startswith(signatures):
+        if head.startswith(signatures):
             return content_type
     raise ValidationError(
         f"{_safe_name(upload.name)} is not a PDF, PNG or JPEG document (judged by its content)."
@@ -75,20 +111,27 @@ def _content_type_of(upload: Upload) -> str:
 
 
 def check_uploads(uploads: list[Upload]) -> list[tuple[Upload, str]]:
-    """Refuse the whole set if any document is of the wrong type, empty or too large."""
-    if len(uploads) > settings.ESCROW_EVIDENCE_MAX_FILES:
-        raise ValidationError(f"At most {settings.ESCROW_EVIDENCE_MAX_FILES} documents at once.")
+    """Refuse the whole set if any document is of the wrong type, empty or too large.
+    The count is checked before any document is read, each size while counting it in
+    chunks."""
+    check_count(len(uploads))
     checked = []
     for upload in uploads:
-        if not upload.content:
+        if not _measured(upload, settings.ESCROW_EVIDENCE_MAX_BYTES):
             raise ValidationError(f"{_safe_name(upload.name)} is empty.")
-        if len(upload.content) > settings.ESCROW_EVIDENCE_MAX_BYTES:
-            raise ValidationError(
-                f"{_safe_name(upload.name)} is larger than "
-                f"{_size(settings.ESCROW_EVIDENCE_MAX_BYTES)}."
-            )
         checked.append((upload, _content_type_of(upload)))
     return checked
+
+
+def check_count(count: int) -> None:
+    """Refuse more documents than ESCROW_EVIDENCE_MAX_FILES, naming the limit."""
+    if count > settings.ESCROW_EVIDENCE_MAX_FILES:
+        raise ValidationError(too_many_documents_message())
+
+
+def too_many_documents_message() -> str:
+    limit = settings.ESCROW_EVIDENCE_MAX_FILES
+    return f"At most {limit} documents at once."
 
 
 def evidence_seal(*, claim_id: int, uploads: list[tuple[Upload, str]]) -> list[ClaimEvidence]:
@@ -103,30 +146,56 @@ def evidence_seal(*, claim_id: int, uploads: list[tuple[Upload, str]]) -> list[C
         raise ValidationError(f"Evidence cannot be accepted now: {missing}") from missing
     rows = []
     for upload, content_type in uploads:
-        sealed = io.BytesIO()
-        age.encrypt(io.BytesIO(upload.content), sealed, recipients)
         name = _safe_name(upload.name)
         if not name.lower().endswith(EXTENSIONS[content_type]):
             name += EXTENSIONS[content_type]
-        stored = stored_file_put(
-            key=f"evidence/{claim_id}/{uuid.uuid4().hex}.age",
-            source=sealed.getvalue(),
-            purpose=StoredFile.Purpose.EVIDENCE,
-            content_type="application/octet-stream",
-            filename=f"{name}.age",
-        )
+        # Sealed from the upload's stream, chunk by chunk, into a temporary file of
+        # ciphertext; the plaintext is hashed and counted on the way through.
+        source = _Counted(_stream(upload), limit=settings.ESCROW_EVIDENCE_MAX_BYTES, name=name)
+        Path(settings.ESCROW_INTAKE_DIR).mkdir(parents=True, exist_ok=True)
+        intake = settings.ESCROW_INTAKE_DIR
+        with tempfile.NamedTemporaryFile(prefix="evidence-", suffix=".age", dir=intake) as sealed:
+            age.encrypt(cast(BinaryIO, source), cast(BinaryIO, sealed), recipients)
+            sealed.flush()
+            stored = stored_file_put(
+                key=f"evidence/{claim_id}/{uuid.uuid4().hex}.age",
+                source=Path(sealed.name),
+                purpose=StoredFile.Purpose.EVIDENCE,
+                content_type="application/octet-stream",
+                filename=f"{name}.age",
+            )
         rows.append(
             ClaimEvidence(
                 filename=name,
                 content_type=content_type,
-                size=len(upload.content),
-                sha256=hashlib.sha256(upload.content).hexdigest(),
+                size=source.size,
+                sha256=source.digest.hexdigest(),
                 key=stored.key,
                 sealed_sha256=stored.sha256,
                 sealed_size=stored.size,
             )
         )
     return rows
+
+
+class _Counted:
+    """A read-only view of a stream that hashes and counts what passes through it,
+    gives at most 64 KiB a call, and refuses to pass more than ``limit`` bytes (an
+    upload that changed since it was checked)."""
+
+    def __init__(self, stream: BinaryIO, *, limit: int, name: str) -> None:
+        self._stream, self._limit, self._name = stream, limit, name
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = CHUNK_SIZE if size is None or size < 0 else min(size, CHUNK_SIZE)
+        chunk = self._stream.read(wanted)
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise ValidationError(f"{self._name} is larger than {_size(self._limit)}.")
+        self.digest.update(chunk)
+        return chunk
 
 
 def evidence_open(evidence: ClaimEvidence) -> bytes:

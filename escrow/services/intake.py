@@ -248,7 +248,7 @@ def _check_and_seal(
                 ),
             )
             return
-        if deposit.state == DepositState.RECEIVED and not _check(deposit, plaintext):
+        if deposit.state == DepositState.RECEIVED and not _check(deposit, plaintext, recipients):
             return
         _seal(deposit, plaintext, recipients)
     except OSError as error:
@@ -271,7 +271,7 @@ def _stream_body(body: BinaryIO, file: BinaryIO) -> tuple[str, int, bool]:
     return digest.hexdigest(), size, True
 
 
-def _check(deposit: Deposit, plaintext: Path) -> bool:
+def _check(deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipient]) -> bool:
     """Inspect the archive and describe it in a signed manifest; reject it if it is bad."""
     try:
         report = inspect_archive(
@@ -283,6 +283,7 @@ def _check(deposit: Deposit, plaintext: Path) -> bool:
             pipeline=deposit.pipeline,
             report=report,
             created_at=timezone.now(),
+            sealed_for=[recipient.to_string() for recipient in recipients],
         )
     except ArchiveRejected as rejected:
         deposit_reject(deposit=deposit, problem=f"{rejected.code}: {rejected}")

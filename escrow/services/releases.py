@@ -9,7 +9,6 @@ memory for the request: they are never saved, logged, or passed to a task."""
 from __future__ import annotations
 
 import io
-import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -40,8 +39,6 @@ from records.services.transitions import TransitionRefused
 from vault import age
 from vault.site_clients import all_sites
 from vault.sites import SiteError
-
-PASSPHRASE_WORDS = 8
 
 
 class ApprovalRefused(Exception):
@@ -117,21 +114,16 @@ def notary_identity_unlock(*, notary: User, passphrase: str) -> list[age.X25519I
     return parse_identities(plain.getvalue().decode())
 
 
-def _release_recipient(claim: ReleaseClaim) -> tuple[Any, str, str]:
-    """(age recipient, recorded recipient, passphrase to show once) for the claimant."""
+def _release_recipient(claim: ReleaseClaim) -> tuple[Any, str]:
+    """(age recipient, recorded recipient) for the claimant: its own key, or the key
+    pair whose identity only the claimant's passphrase opens."""
     key = ReleaseKey.objects.filter(organisation=claim.claimant).first()
     if key is None:
         raise ApprovalRefused(
             f"{claim.claimant.name} has not registered a release key yet; ask it to do so "
             "in its portal (Release key) before approving."
         )
-    if key.method == ReleaseKey.Method.RECIPIENT:
-        return age.X25519Recipient.from_string(key.recipient), key.recipient, ""
-    passphrase = "-".join(secrets.token_hex(3) for _ in range(PASSPHRASE_WORDS))
-    recipient = age.ScryptRecipient(
-        passphrase, work_factor=settings.ESCROW_IDENTITY_SCRYPT_WORK_FACTOR
-    )
-    return recipient, "", passphrase
+    return age.X25519Recipient.from_string(key.recipient), key.recipient
 
 
 def release_approve(
@@ -156,7 +148,7 @@ def release_approve(
     deposit = deposit_to_release(claim)
     if deposit is None:
         raise ApprovalRefused(f"{claim.product.name} has no acknowledged deposit to release.")
-    recipient, recorded, passphrase = _release_recipient(claim)
+    recipient, recorded = _release_recipient(claim)
     primary = all_sites()[0]
     try:
         with primary.open(deposit.object_key("sealed")) as sealed:
@@ -192,7 +184,6 @@ def release_approve(
             payload_offset=offset,
             released_size=stored.size + (deposit.ciphertext_size or 0) - offset,
             recipient=recorded,
-            passphrase_to_show=passphrase,
             released_at=timezone.now(),
         )
         claim_release(claim=locked, actor=notary)
@@ -224,18 +215,6 @@ def released_file_chunks(release: ClaimRelease, chunk_size: int = 1024 * 1024) -
             skip -= len(skipped)
         while chunk := sealed.read(chunk_size):
             yield chunk
-
-
-def release_passphrase_take(*, release: ClaimRelease, actor: User) -> str:
-    """Show a generated release passphrase once, then forget it."""
-    with transaction.atomic():
-        locked = ClaimRelease.objects.select_for_update().get(pk=release.pk)
-        passphrase = locked.passphrase_to_show
-        if passphrase:
-            locked.passphrase_to_show = ""
-            locked.save(update_fields=["passphrase_to_show"])
-            audit_record(action="release.passphrase_shown", actor=actor, target=locked.claim)
-    return passphrase
 
 
 def release_letter_render(*, release: ClaimRelease) -> StoredFile:

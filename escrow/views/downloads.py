@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import (
     FileResponse,
     Http404,
@@ -15,7 +14,6 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from accounts.access import public
@@ -29,6 +27,7 @@ from escrow.links import (
 from escrow.models import Deposit
 from escrow.services.evidence import evidence_open
 from escrow.services.releases import released_file_chunks
+from records.downloads import AGE_CONTENT_TYPE, as_download
 from records.links import stored_file_from_link
 from records.services.audit import audit_record
 from vault.site_clients import all_sites
@@ -36,13 +35,15 @@ from vault.site_clients import all_sites
 
 @require_GET
 def certificate(request: HttpRequest, deposit_id: int) -> HttpResponse:
-    """Staff, verified notaries and covered customers get a fresh expiring link."""
+    """Staff, verified notaries and covered customers get a fresh expiring link. Anyone
+    else gets the same 404 as for a deposit that does not exist, so the answer does not
+    tell which deposits exist."""
     user: Any = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path(), "/portal/login/")
-    deposit = get_object_or_404(Deposit, pk=deposit_id, state__in=CERTIFIABLE_STATES)
-    if not may_see_certificate(user, deposit):
-        raise PermissionDenied("You may not see this deposit's certificate.")
+    deposit = Deposit.objects.filter(pk=deposit_id, state__in=CERTIFIABLE_STATES).first()
+    if deposit is None or not may_see_certificate(user, deposit):
+        raise Http404("No such certificate.")
     return HttpResponseRedirect(certificate_link(deposit=deposit, user=user))
 
 
@@ -61,10 +62,8 @@ def certificate_download(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponse(
         certificate_document_render(deposit=deposit), content_type="application/pdf"
     )
-    name = f"deposit-{deposit.product.slug}-{deposit.version}.pdf"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    name = f"deposit-{deposit.product.slug}-{deposit.version}"
+    return as_download(response, name=name, content_type="application/pdf")
 
 
 def _still_allowed(user: Any, deposit: Deposit) -> bool:
@@ -88,14 +87,8 @@ def file_download(request: HttpRequest, token: str) -> HttpResponseBase:
     site = all_sites()[0]
     if site.kind == "s3":
         return HttpResponseRedirect(site.presigned_url(stored.key, expires_in=seconds_left))
-    response = FileResponse(
-        site.open(stored.key),
-        content_type=stored.content_type,
-        as_attachment=True,
-        filename=stored.filename,
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    response = FileResponse(site.open(stored.key), content_type=stored.content_type)
+    return as_download(response, name=stored.filename, content_type=stored.content_type)
 
 
 @public
@@ -112,11 +105,8 @@ def release_download(request: HttpRequest, token: str) -> HttpResponseBase:
         released_file_chunks(release), content_type="application/octet-stream"
     )
     response["Content-Length"] = str(release.released_size)
-    response["Content-Disposition"] = (
-        f'attachment; filename="{deposit.product.slug}-{deposit.version}.released.age"'
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    name = f"{deposit.product.slug}-{deposit.version}-released"
+    return as_download(response, name=name, content_type=AGE_CONTENT_TYPE)
 
 
 @public
@@ -134,7 +124,6 @@ def evidence_download(request: HttpRequest, token: str) -> HttpResponse:
         details={"file": evidence.filename},
     )
     response = HttpResponse(evidence_open(evidence), content_type=evidence.content_type)
-    # Always a download: a document is never rendered in this site's own origin.
-    response["Content-Disposition"] = f'attachment; filename="{evidence.filename}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    # Always a download: a document is never rendered in this site's own origin, and
+    # its name as uploaded never reaches the header (records/downloads.py).
+    return as_download(response, name=evidence.filename, content_type=evidence.content_type)

@@ -8,23 +8,42 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.access import public
-from escrow.forms import ContestForm, uploads_from
+from escrow.forms import ContestForm, VoluntaryReleaseForm, uploads_from
 from escrow.links import claim_from_vendor_link, evidence_link
 from escrow.models import ClaimState
-from escrow.services.claims import claim_contest_by_vendor
+from escrow.services.claims import claim_contest_by_vendor, claim_release_voluntarily_by_vendor
+from records.services.transitions import TransitionRefused
 
 
 @public
 def vendor_claim(request: HttpRequest, token: str) -> HttpResponse:
-    """The link is the credential: it names one claim and expires."""
+    """The link is the credential: it names one claim and expires. The vendor contests
+    the claim, or releases voluntarily (the button names which)."""
     claim = claim_from_vendor_link(token)
     if claim is None:
         raise Http404("This link is not valid or has expired.")
+    posted = request.POST if request.method == "POST" else None
+    releasing = posted is not None and posted.get("action") == "release_voluntarily"
+    release_form = VoluntaryReleaseForm(posted if releasing else None)
+    if releasing and release_form.is_valid():
+        try:
+            claim_release_voluntarily_by_vendor(
+                claim=claim, statement=release_form.cleaned_data["statement"]
+            )
+        except ValidationError as error:
+            release_form.add_error(None, error)
+        except TransitionRefused:
+            release_form.add_error(None, "This claim has moved on; nothing was changed.")
+        else:
+            messages.success(
+                request, "Your voluntary release is recorded; the notary now reviews the claim."
+            )
+            return redirect("vendor-claim", token=token)
     form = ContestForm(
-        request.POST if request.method == "POST" else None,
-        request.FILES if request.method == "POST" else None,
+        None if releasing else posted,
+        request.FILES if posted is not None and not releasing else None,
     )
-    if request.method == "POST" and form.is_valid():
+    if posted is not None and not releasing and form.is_valid():
         try:
             claim_contest_by_vendor(
                 claim=claim,
@@ -41,6 +60,7 @@ def vendor_claim(request: HttpRequest, token: str) -> HttpResponse:
     context = {
         "claim": claim,
         "form": form,
+        "release_form": release_form,
         "token": token,
         "may_contest": claim.state == ClaimState.VENDOR_NOTIFIED,
         "evidence": claim.evidence.all(),

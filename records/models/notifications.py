@@ -23,6 +23,7 @@ class Notification(models.Model):
         RELEASE_CLAIM_FILED = "release_claim_filed", "Release claim filed (to the vendor)"
         RELEASE_CLAIM_DECIDED = "release_claim_decided", "Release claim: the notary's step"
         RELEASE_READY = "release_ready", "Released deposit ready"
+        SEAL_RECIPIENTS_CHANGED = "seal_recipients_changed", "Who deposits are sealed for changed"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     organisation = models.ForeignKey(

@@ -25,6 +25,8 @@ TABLE = {
     "notify_vendor": {"filed": "vendor_notified"},
     "contest": {"vendor_notified": "contested"},
     "mark_uncontested": {"vendor_notified": "uncontested"},
+    # The vendor's own act (its signed link, or staff on its written instruction).
+    "release_voluntarily": {"vendor_notified": "uncontested"},
     "start_review": {"contested": "under_review", "uncontested": "under_review"},
     "request_evidence": {"under_review": "evidence_requested"},
     "provide_evidence": {"evidence_requested": "under_review"},
@@ -57,6 +59,9 @@ CLAIMS = Machine(
             claim=c, actor=None, statement="We are solvent."
         ),
         "mark_uncontested": lambda c, p: service.claim_mark_uncontested(claim=c),
+        "release_voluntarily": lambda c, p: service.claim_release_voluntarily(
+            claim=c, actor=p.staff, reason="The vendor's letter of 2 March asks us to release."
+        ),
         "start_review": lambda c, p: service.claim_start_review(claim=c, actor=p.notary),
         "request_evidence": lambda c, p: service.claim_request_evidence(
             claim=c, notary=p.notary, reasons="Please add the court ruling."

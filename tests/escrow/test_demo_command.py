@@ -20,6 +20,12 @@ from vault.age import parse_identity_file
 MODELS = [Organisation, User, Product, LicenceAgreement, Subscription, Deposit, NotaryRecipient]
 
 
+@pytest.fixture(autouse=True)
+def _development(settings) -> None:
+    """`manage.py demo` runs only with DEBUG on (tests/escrow/test_demo_never_in_production.py)."""
+    settings.DEBUG = True
+
+
 def run_demo(tmp_path, password: str = "demo-password-1") -> str:
     out = io.StringIO()
     call_command("demo", password=password, identity_file=tmp_path / "notary.txt", stdout=out)

@@ -261,13 +261,17 @@ def test_the_hash_header_may_be_upper_case_hex(pipeline) -> None:
     assert response.status_code == 202
 
 
-def test_a_deposit_also_opens_with_the_break_glass_key(pipeline, settings) -> None:
+def test_a_deposit_also_opens_with_the_approved_break_glass_key(
+    pipeline, settings, staff, notary
+) -> None:
+    from tests.seal import approved_break_glass
     from vault import age
 
     break_glass = age.X25519Identity.generate()
-    settings.ESCROW_BREAK_GLASS_RECIPIENT = break_glass.recipient().to_string()
+    approved_break_glass(public_key=break_glass.recipient().to_string(), staff=staff, notary=notary)
     body = archives.tar_gz()
     deposit = Deposit.objects.get(pk=pipeline.put("1.0.0", body).json()["id"])
+    assert deposit.manifest["sealed_for"] == sorted(deposit.sealed_for)
     assert deposit.sealed_for == [
         pipeline.identity.recipient().to_string(),
         break_glass.recipient().to_string(),

@@ -60,7 +60,7 @@ def test_a_covered_customer_downloads_a_certificate_that_says_what_is_kept(
 
 def test_a_customer_whose_subscription_is_not_active_is_refused(deposit, subscriber) -> None:
     assert (
-        signed_in_client(subscriber).get(f"/deposits/{deposit.pk}/certificate/").status_code == 403
+        signed_in_client(subscriber).get(f"/deposits/{deposit.pk}/certificate/").status_code == 404
     )
 
 

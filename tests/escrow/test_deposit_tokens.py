@@ -194,9 +194,14 @@ def test_staff_create_a_token_in_the_admin_and_see_it_once(product, staff) -> No
         },
         follow=True,
     )
-    shown = " ".join(str(message) for message in response.context["messages"])
     token = DepositToken.objects.get()
-    assert f"esc_{token.prefix}_" in shown
+    page = response.content.decode()
+    assert f"esc_{token.prefix}_" in page  # shown once, in this response
+    # ...and nowhere a browser or the session keeps it.
+    assert not any(f"esc_{token.prefix}_" in c.value for c in response.cookies.values())
+    assert not any(f"esc_{token.prefix}_" in c.value for c in client.cookies.values())
+    session = client.session.load()
+    assert f"esc_{token.prefix}_" not in repr(session)
     assert token.allowed_networks == ["192.0.2.0/24", "198.51.100.0/24"]
     assert AuditEntry.objects.filter(action="token.create", actor=staff).exists()
     bad = client.post(

@@ -41,9 +41,11 @@ def decrypted(sealed: bytes, identity: age.X25519Identity) -> bytes:
 # --- read_upload ------------------------------------------------------------------
 
 
-def test_an_upload_within_the_limit_is_read_whole() -> None:
-    upload = read_upload(io.BytesIO(PDF), "ruling.pdf", limit=len(PDF))
-    assert upload == Upload(name="ruling.pdf", content=PDF)
+def test_an_upload_within_the_limit_is_kept_whole_as_its_stream_not_copied() -> None:
+    stream = io.BytesIO(PDF)
+    upload = read_upload(stream, "ruling.pdf", limit=len(PDF))
+    assert upload == Upload(name="ruling.pdf", content=stream)
+    assert b"".join(upload.chunks()) == PDF
 
 
 def test_an_upload_past_the_limit_is_refused_naming_the_file_and_the_limit() -> None:
@@ -56,7 +58,7 @@ def test_an_upload_past_the_limit_is_refused_naming_the_file_and_the_limit() -> 
 
 def test_without_a_limit_the_configured_evidence_limit_applies(settings) -> None:
     settings.ESCROW_EVIDENCE_MAX_BYTES = 10
-    assert read_upload(io.BytesIO(b"x" * 10), "ten.pdf").content == b"x" * 10
+    assert b"".join(read_upload(io.BytesIO(b"x" * 10), "ten.pdf").chunks()) == b"x" * 10
     with pytest.raises(ValidationError, match=r"eleven\.pdf is larger than 10 bytes"):
         read_upload(io.BytesIO(b"x" * 11), "eleven.pdf")
 

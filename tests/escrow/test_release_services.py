@@ -23,10 +23,9 @@ from escrow.services.releases import (
     parse_identities,
     release_approve,
     release_letter_render,
-    release_passphrase_take,
     released_file_chunks,
 )
-from records.models import AuditEntry, StoredFile
+from records.models import StoredFile
 from tests import archives
 from tests.deposits import deposit_through_pipeline
 from tests.factories import (
@@ -40,7 +39,7 @@ from vault import age
 from vault.sites import SiteError
 
 REASONS = "The court ruling of 3 November proves the insolvency."
-PASSPHRASE = "vault door seventeen"
+PASSPHRASE = "vault door seventeen"  # a notary's, and a customer's release passphrase
 
 
 @pytest.fixture(autouse=True)
@@ -213,37 +212,22 @@ def test_a_sealed_deposit_shorter_than_its_header_is_an_error(
         b"".join(released_file_chunks(release))
 
 
-# --- release_passphrase_take ------------------------------------------------------
+# --- a passphrase release key -------------------------------------------------------
 
 
-def test_a_generated_passphrase_is_shown_once_and_opens_the_released_file(
+def test_a_passphrase_release_opens_with_the_key_only_the_passphrase_unlocks(
     escrowed, subscriber, notary, notary_identity
 ) -> None:
-    release_key_set(actor=subscriber, method="passphrase")
+    key = release_key_set(actor=subscriber, method="passphrase", passphrase=PASSPHRASE)
     release = approved(escrowed, subscriber, notary, notary_identity)
-    assert release.recipient == ""
-    audit_before = AuditEntry.objects.filter(action="release.passphrase_shown").count()
-
-    passphrase = release_passphrase_take(release=release, actor=subscriber)
-    assert len(passphrase.split("-")) == 8
-    again = release_passphrase_take(release=release, actor=subscriber)
-    assert again == ""
-    release.refresh_from_db()
-    assert release.passphrase_to_show == ""
-    shown = AuditEntry.objects.filter(action="release.passphrase_shown")
-    assert shown.count() == audit_before + 1
-    assert shown.get().actor_id == subscriber.pk
-
+    assert release.recipient == key.recipient
+    unlock = age.ScryptIdentity(PASSPHRASE, max_work_factor=22)
+    identity_text = decrypt(key.encrypted_identity.encode(), unlock)
+    (identity,) = age.parse_identity_file(identity_text.decode())
     released = b"".join(released_file_chunks(release))
-    assert decrypt(released, age.ScryptIdentity(passphrase)) == archives.tar_gz()
-
-
-def test_a_release_to_a_recipient_has_no_passphrase_to_show(
-    escrowed, subscriber, notary, notary_identity, claimant_identity
-) -> None:
-    release = approved(escrowed, subscriber, notary, notary_identity)
-    assert release_passphrase_take(release=release, actor=subscriber) == ""
-    assert not AuditEntry.objects.filter(action="release.passphrase_shown").exists()
+    assert decrypt(released, identity) == archives.tar_gz()
+    with pytest.raises(age.AgeError):
+        decrypt(key.encrypted_identity.encode(), age.ScryptIdentity("a wrong passphrase"))
 
 
 # --- release_letter_render --------------------------------------------------------

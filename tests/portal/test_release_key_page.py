@@ -21,13 +21,30 @@ def test_a_customer_registers_its_age_recipient(subscriber) -> None:
     assert AuditEntry.objects.filter(action="release_key.set", actor=subscriber).exists()
 
 
-def test_a_customer_may_choose_a_passphrase_instead(subscriber) -> None:
+def test_a_customer_may_choose_a_passphrase_instead(subscriber, settings) -> None:
+    settings.ESCROW_IDENTITY_SCRYPT_WORK_FACTOR = 10
     client = signed_in_client(subscriber)
     save(client, method="recipient", recipient=X25519Identity.generate().recipient().to_string())
-    save(client, method="passphrase", recipient="")
+    passphrase = "correct horse battery staple 42"
+    save(client, method="passphrase", passphrase=passphrase, passphrase_again=passphrase)
     key = ReleaseKey.objects.get(organisation=subscriber.organisation)
-    assert (key.method, key.recipient) == ("passphrase", "")
+    assert key.method == "passphrase" and key.recipient.startswith("age1")
+    assert key.encrypted_identity.startswith("-----BEGIN AGE ENCRYPTED FILE-----")
+    assert passphrase not in key.encrypted_identity
     assert ReleaseKey.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"passphrase": "short", "passphrase_again": "short"}, "at least 12 characters"),
+        ({"passphrase": "long enough one", "passphrase_again": "another one!!"}, "differ"),
+    ],
+)
+def test_a_weak_or_mistyped_passphrase_is_refused(subscriber, fields, message) -> None:
+    page = save(signed_in_client(subscriber), method="passphrase", **fields)
+    assert message in page.content.decode()
+    assert not ReleaseKey.objects.exists()
 
 
 @pytest.mark.parametrize(

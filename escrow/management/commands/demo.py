@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from escrow.demo import demo_load
+from escrow.demo import demo_load, demo_refusal
 
 
 class Command(BaseCommand):
@@ -26,6 +26,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        refusal = demo_refusal(debug=settings.DEBUG, secure=getattr(settings, "SECURE", False))
+        if refusal:
+            raise CommandError(refusal)
         password = options["password"] or secrets.token_urlsafe(9)
         result = demo_load(password=password, identity_path=options["identity_file"])
         write = self.stdout.write
@@ -36,6 +39,7 @@ class Command(BaseCommand):
             url = f"{site}{login.url}"
             write(f"  {login.door:16} {url:32} {login.email:26} {login.password}{note}")
         write(f"Notary TOTP secret (for an authenticator app): {result.totp_secret}")
+        write(f"Staff TOTP secret (the admin asks for a code too): {result.staff_totp_secret}")
         write(f"Notary age identity (private key, never in the database): {result.identity_path}")
         write(f"Notary age recipient: {result.notary_recipient}")
         write("Deposits (sealed for the notary, copied to every site):")

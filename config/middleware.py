@@ -1,0 +1,38 @@
+"""Project middleware."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponseBase
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every page a signed-in person sees and on every
+    file download, so neither a shared proxy nor the browser's cache (a shared
+    computer, the back button after signing out) keeps a copy.
+
+    A response that already says ``no-store`` (Django's ``never_cache``, the
+    download views' ``private, no-store``) keeps its own header; any other
+    Cache-Control is replaced. Anonymous pages are left as their views made them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if self._private(request, response):
+            if "no-store" not in response.get("Cache-Control", "").lower():
+                response["Cache-Control"] = "no-store"
+            # For HTTP/1.0 caches, which know no Cache-Control.
+            response.setdefault("Pragma", "no-cache")
+        return response
+
+    @staticmethod
+    def _private(request: HttpRequest, response: HttpResponseBase) -> bool:
+        disposition = response.get("Content-Disposition", "")
+        if disposition.strip().lower().startswith("attachment"):
+            return True
+        # Static files are answered by WhiteNoise before authentication runs: no user.
+        user = getattr(request, "user", None)
+        return bool(user is not None and user.is_authenticated)
