@@ -314,6 +314,12 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
             password,
             "then the TOTP code: `python manage.py demo_totp`",
         ),
-        DemoLogin("Staff admin", "/admin/", staff.email, password),
+        DemoLogin(
+            "Staff admin",
+            "/admin/",
+            staff.email,
+            password,
+            "then the TOTP code: `python manage.py demo_totp --staff`",
+        ),
     ]
     return result
