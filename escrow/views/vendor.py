@@ -52,6 +52,14 @@ def vendor_claim(request: HttpRequest, token: str) -> HttpResponse:
             )
         except ValidationError as error:
             form.add_error(None, error)
+        except TransitionRefused:
+            # Withdrawn, decided or moved on meanwhile: say so, never a server error.
+            claim.refresh_from_db()
+            form.add_error(
+                None,
+                f"This claim can no longer be contested: it is "
+                f"{claim.get_state_display().lower()}. Nothing was changed.",
+            )
         else:
             messages.success(
                 request, "Your contest is recorded; the notary will review both sides."
