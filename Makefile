@@ -19,7 +19,7 @@ RUN_ENV = DJANGO_DEBUG=true ESCROW_PUBLIC_URL=http://$(HOST):$(PORT)
 run: venv
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py demo
-	@echo "Serving on http://$(HOST):$(PORT)/ with the scheduler beside it (Ctrl-C stops both)"
+	@echo "Serving on http://$(HOST):$(PORT)/ with the scheduler beside it (Ctrl-C stops both); each journey starts at its link above"
 	$(RUN_ENV) $(BIN)/python manage.py run_schedule & scheduler=$$!; \
 	  trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT; \
 	  $(RUN_ENV) $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
@@ -79,6 +79,7 @@ lock: venv
 # `manage.py check --deploy` with a complete (fake but well-formed) production environment.
 check-deploy: venv
 	env DJANGO_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" DJANGO_ALLOWED_HOSTS=escrow.example.com \
+	  ESCROW_PUBLIC_URL=https://escrow.example.com \
 	  ESCROW_SIGNING_KEY="$$($(BIN)/python -c 'from vault.manifest import generate_signing_key as g, signing_key_pem as p; print(p(g()).decode())')" \
 	  ESCROW_EVIDENCE_IDENTITY="$$(age-keygen 2>/dev/null)" \
 	  ESCROW_BACKUP_RECIPIENTS="$$(age-keygen 2>/dev/null | grep -o 'age1[a-z0-9]*' | head -1)" \

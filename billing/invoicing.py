@@ -10,11 +10,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Organisation, User
 from billing.models import Invoice, InvoiceCounter, InvoiceLine, Subscription
 from billing.vat import invoice_amounts, vat_for
+from records.links import public_url
 from records.models import Notification
 from records.queue import enqueue_on_commit
 from records.services.audit import audit_record
@@ -136,30 +138,58 @@ def invoice_issue(
             subject=f"{invoice.get_kind_display()} {invoice.number}",
             body=(
                 f"{invoice.get_kind_display()} {invoice.number} for {currency} {invoice.total} "
-                f"is in your customer portal.\n"
-                + (f"Please pay by {invoice.due_on:%d %B %Y}.\n" if corrects is None else "")
+                f"is in your customer portal: {public_url(reverse('portal:invoices'))}\n"
+                + (
+                    f"Please pay by {invoice.due_on:%d %B %Y}.\n"
+                    if corrects is None
+                    else f"It credits invoice {corrects.number}.\n"
+                )
             ),
         )
     return invoice
 
 
-def credit_note_issue(*, invoice: Invoice, reason: str, actor: User) -> Invoice:
-    """Cancel what is left of an invoice with a credit note (an issued invoice never changes)."""
+def credit_note_issue(
+    *,
+    invoice: Invoice,
+    reason: str,
+    actor: User | None,
+    net_amount: Decimal | None = None,
+) -> Invoice:
+    """Cancel what is left of an invoice (or ``net_amount`` of it, net of VAT) with a
+    credit note: an issued invoice never changes. ``actor`` is the member of staff,
+    or ``None`` when the system credits it (a cancelled subscription's unpaid invoice).
+
+    A credited invoice that had been paid is then owed back (``Invoice.refund_owed``)
+    until staff record the refund (``billing.payments.refund_record``)."""
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "A credit note needs a reason."})
     if invoice.kind != Invoice.Kind.INVOICE:
-        raise ValidationError("Only an invoice can be credited.")
+        raise ValidationError(f"{invoice} is a credit note; only an invoice can be credited.")
     outstanding_net = invoice.net_amount - sum(
         (-note.net_amount for note in invoice.credit_notes.all()), Decimal("0.00")
     )
     if outstanding_net <= 0:
         raise ValidationError(f"Invoice {invoice.number} is credited in full already.")
+    if net_amount is None:
+        net_amount = outstanding_net
+    if not net_amount.is_finite() or net_amount <= 0 or net_amount != net_amount.quantize(CENT):
+        raise ValidationError(
+            {"net_amount": f"Credit a positive amount in cents, not {net_amount}."}
+        )
+    if net_amount > outstanding_net:
+        raise ValidationError(
+            {
+                "net_amount": f"Invoice {invoice.number} has {invoice.currency} {outstanding_net} "
+                f"net left to credit, less than {net_amount}."
+            }
+        )
     return invoice_issue(
         customer=invoice.customer,
         vendor=invoice.vendor,
         purpose=Invoice.Purpose.CORRECTION,
-        lines=[Line(f"Credit for invoice {invoice.number}: {reason}"[:300], -outstanding_net)],
+        lines=[Line(f"Credit for invoice {invoice.number}: {reason}"[:300], -net_amount)],
         currency=invoice.currency,
         actor=actor,
         subscription=invoice.subscription,

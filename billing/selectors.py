@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db.models import QuerySet
 
 from accounts.models import Organisation, Product
-from billing.models import Invoice, LicenceAgreement, Subscription
+from billing.models import Invoice, LicenceAgreement, Subscription, SubscriptionState
 
 
 def licences_of(organisation: Organisation) -> QuerySet[LicenceAgreement]:
@@ -45,3 +45,16 @@ def amounts_due(organisation: Organisation) -> dict[str, Decimal]:
         if outstanding > 0:
             due[invoice.currency] = due.get(invoice.currency, Decimal("0.00")) + outstanding
     return due
+
+
+def unpaid_invoice_of_lapsed_subscription(licence: LicenceAgreement) -> Invoice | None:
+    """An invoice of one of the licence's lapsed subscriptions that is still due: paying
+    it reactivates that subscription, so the licence is not subscribed afresh meanwhile."""
+    for invoice in Invoice.objects.filter(
+        subscription__licence=licence,
+        subscription__state=SubscriptionState.LAPSED,
+        kind=Invoice.Kind.INVOICE,
+    ).order_by("-year", "-sequence"):
+        if invoice.amount_due() > 0:
+            return invoice
+    return None

@@ -8,7 +8,11 @@ from django.utils import timezone
 
 from billing.documents import invoice_document_render
 from billing.models import Invoice
-from billing.services import subscriptions_lapse_overdue, subscriptions_renew_due
+from billing.services import (
+    subscriptions_end_cancelled,
+    subscriptions_lapse_overdue,
+    subscriptions_renew_due,
+)
 from records.queue import EscrowTask
 from vault.sites import SiteUnavailable
 
@@ -35,3 +39,9 @@ def subscriptions_renew_due_task() -> int:
 def subscriptions_lapse_overdue_task() -> int:
     """Lapse subscriptions unpaid past their grace period."""
     return len(subscriptions_lapse_overdue(today=timezone.localdate()))
+
+
+@shared_task(base=EscrowTask, name="billing.subscriptions_end_cancelled")
+def subscriptions_end_cancelled_task() -> int:
+    """End cancelled subscriptions whose paid period is over."""
+    return len(subscriptions_end_cancelled(today=timezone.localdate()))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
+
+from records.links import request_origin
 
 
 class NoStoreMiddleware:
@@ -36,3 +39,24 @@ class NoStoreMiddleware:
         # Static files are answered by WhiteNoise before authentication runs: no user.
         user = getattr(request, "user", None)
         return bool(user is not None and user.is_authenticated)
+
+
+class RequestOriginMiddleware:
+    """Remember the scheme and host of the request being served, for
+    ``records.links.public_url``: with ESCROW_PUBLIC_URL empty, e-mail links
+    then point at the address the person actually used (any port `make run`
+    chose), not at a fixed one.
+
+    The host is the one Django validates against ALLOWED_HOSTS; a host it
+    refuses is never remembered (the request is answered 400 further on)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            origin: str | None = f"{request.scheme}://{request.get_host()}"
+        except DisallowedHost:
+            origin = None
+        with request_origin(origin):
+            return self.get_response(request)

@@ -6,6 +6,7 @@ production comes from an environment variable read by a strict helper in
 from __future__ import annotations
 
 import secrets
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
@@ -69,6 +70,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # The request's own scheme and host, for e-mail links when ESCROW_PUBLIC_URL is empty.
+    "config.middleware.RequestOriginMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -242,12 +245,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.subscriptions_lapse_overdue",
         "schedule": 24 * 60 * 60,
     },
+    # Hourly, so a cancelled subscription ends within the hour its paid period does.
+    "billing-end-cancelled-hourly": {
+        "task": "billing.subscriptions_end_cancelled",
+        "schedule": 60 * 60,
+    },
     "backup-daily": {"task": "escrow.backup_run", "schedule": 24 * 60 * 60},
     "backup-drill-weekly": {"task": "escrow.backup_drill", "schedule": 7 * 24 * 60 * 60},
     "claims-contest-elapsed": {
         "task": "escrow.claims_contest_elapsed",
         "schedule": 15 * 60,
     },
+    "exports-fail-stuck": {"task": "escrow.exports_fail_stuck", "schedule": 15 * 60},
 }
 
 # --- API ------------------------------------------------------------------
@@ -279,8 +288,10 @@ ADMINS = [("Escrow staff", address) for address in env_list("ESCROW_STAFF_EMAILS
 
 # --- Escrow ---------------------------------------------------------------
 ESCROW_FEE_RATE = env_decimal("ESCROW_FEE_RATE", "0.05")
-# Where this service is reached, for links in e-mails.
-ESCROW_PUBLIC_URL = env_str("ESCROW_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where this service is reached, for links in e-mails (records.links.public_url).
+# Empty: the links use the host of the request being served, or 127.0.0.1:8000
+# in a worker; `check --deploy` refuses it empty in production.
+ESCROW_PUBLIC_URL = env_str("ESCROW_PUBLIC_URL", "").rstrip("/")
 ESCROW_SITES = sites_from_env(VAR_DIR / "vault")
 # The system's Ed25519 key signs manifests and acknowledgement receipts: an
 # unencrypted PKCS#8 PEM. Without one, a key is generated once under var/ (the
@@ -322,6 +333,15 @@ ESCROW_PAYMENT_GRACE_DAYS = env_int("ESCROW_PAYMENT_GRACE_DAYS", 30, minimum=0)
 ESCROW_RENEWAL_NOTICE_DAYS = env_int("ESCROW_RENEWAL_NOTICE_DAYS", 30, minimum=1)
 ESCROW_EXPORT_FEE = env_decimal("ESCROW_EXPORT_FEE", "250.00")
 ESCROW_EXPORT_FEE_CURRENCY = env_str("ESCROW_EXPORT_FEE_CURRENCY", "EUR")
+# An export still being built this long after it was requested was lost (a worker
+# stopped): the scheduled `escrow.exports_fail_stuck` ends it as failed. Longer than
+# a task may run, so a build in progress is never ended under it.
+ESCROW_EXPORT_BUILD_TIMEOUT = env_int("ESCROW_EXPORT_BUILD_TIMEOUT", 2 * 60 * 60, minimum=60)
+if ESCROW_EXPORT_BUILD_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"ESCROW_EXPORT_BUILD_TIMEOUT ({ESCROW_EXPORT_BUILD_TIMEOUT} s) must be longer than "
+        f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s), or running builds are ended."
+    )
 ESCROW_INVOICE_PAYMENT_DETAILS = env_str(
     "ESCROW_INVOICE_PAYMENT_DETAILS",
     "Bank transfer to IBAN NL00 BANK 0123 4567 89, quoting the invoice number.",
@@ -330,6 +350,14 @@ ESCROW_STALE_DEPOSIT_DAYS = env_int("ESCROW_STALE_DEPOSIT_DAYS", 90, minimum=1)
 # Release claims: the vendor's contest period, and the evidence documents
 # accepted (PDF, PNG, JPEG; checked by content, not by name).
 ESCROW_CONTEST_BUSINESS_DAYS = env_int("ESCROW_CONTEST_BUSINESS_DAYS", 10, minimum=0)
+# The time zone a vendor's contest period is counted and shown in when the vendor's
+# organisation names none (an IANA name; escrow/business_days.py).
+ESCROW_DEFAULT_VENDOR_TIME_ZONE = env_str("ESCROW_DEFAULT_VENDOR_TIME_ZONE", "Europe/Amsterdam")
+if ESCROW_DEFAULT_VENDOR_TIME_ZONE not in zoneinfo.available_timezones():
+    raise ImproperlyConfigured(
+        f"ESCROW_DEFAULT_VENDOR_TIME_ZONE={ESCROW_DEFAULT_VENDOR_TIME_ZONE!r} is not a known "
+        "IANA time zone (e.g. Europe/Amsterdam)."
+    )
 ESCROW_EVIDENCE_MAX_BYTES = env_int("ESCROW_EVIDENCE_MAX_BYTES", 20 * 1024**2, minimum=1)
 ESCROW_EVIDENCE_MAX_FILES = env_int("ESCROW_EVIDENCE_MAX_FILES", 10, minimum=1)
 # Django refuses a request with more files than that while it parses it, as soon as

@@ -32,7 +32,7 @@ ROLES_STAFF_MAY_GIVE = [
 
 @admin.register(Organisation)
 class OrganisationAdmin(AuditedAdmin):
-    list_display = ("name", "kind", "country", "contact_email")
+    list_display = ("name", "kind", "country", "time_zone", "contact_email")
     list_filter = ("kind",)
     search_fields = ("name",)
 

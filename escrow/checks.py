@@ -94,6 +94,15 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
                 id="escrow.E010",
             )
         )
+    if not settings.ESCROW_PUBLIC_URL.startswith("https://"):
+        errors.append(
+            Error(
+                "ESCROW_PUBLIC_URL is not set to the https:// address of this service "
+                f"({settings.ESCROW_PUBLIC_URL or 'empty'}): e-mail links sent from a worker "
+                "would point at 127.0.0.1.",
+                id="escrow.E011",
+            )
+        )
     if settings.DEBUG:
         errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
     return errors

@@ -15,7 +15,7 @@ from escrow.backups.service import BackupFailed, backup_drill, backup_run
 from escrow.models import ClaimRelease, ClaimState, DataExport, Deposit, DepositState, ReleaseClaim
 from escrow.services.claims import claim_notify_vendor, claims_contest_elapsed
 from escrow.services.deposits import deposit_fail
-from escrow.services.exports import export_build, export_fail
+from escrow.services.exports import export_build, export_fail, exports_fail_stuck
 from escrow.services.intake import deposit_store_sealed
 from escrow.services.releases import release_letter_render
 from escrow.services.replication import deposit_replicate_copies, vault_reconcile, vault_scrub
@@ -82,7 +82,7 @@ class ExportBuildTask(EscrowTask):
     def give_up(self, exc: BaseException, **kwargs: Any) -> None:
         export = DataExport.objects.filter(pk=kwargs.get("export_id", 0)).first()
         if export is not None:
-            export_fail(export=export, problem=str(exc))
+            export_fail(export=export, problem=f"{type(exc).__name__}: {exc}")
 
 
 @shared_task(
@@ -92,10 +92,17 @@ class ExportBuildTask(EscrowTask):
     fails_on=(SiteError, OSError),
 )
 def export_build_task(export_id: int) -> None:
-    """Build a requested data export; a storage or disk failure marks it failed."""
+    """Build a requested data export. The service ends it failed on any error but an
+    unreachable vault site, which is retried; giving up on that fails it too."""
     export = DataExport.objects.filter(pk=export_id, state=DataExport.State.BUILDING).first()
     if export is not None:
         export_build(export=export)
+
+
+@shared_task(base=EscrowTask, name="escrow.exports_fail_stuck")
+def exports_fail_stuck_task() -> int:
+    """End exports whose build was lost (still building after the timeout) as failed."""
+    return exports_fail_stuck()
 
 
 @shared_task(base=EscrowTask, name="escrow.claim_notify_vendor")

@@ -14,9 +14,10 @@ from django.views.decorators.http import require_POST
 from accounts.access import notary_required
 from billing.selectors import subscriptions_for
 from escrow.links import evidence_link
-from escrow.models import ClaimRelease, NotaryStoredIdentity, ReleaseClaim
+from escrow.models import ClaimRelease, ClaimState, NotaryStoredIdentity, ReleaseClaim
 from escrow.selectors import claim_history
-from escrow.services.claims import claim_reject, claim_request_evidence
+from escrow.services.claim_status import claim_waiting_for
+from escrow.services.claims import claim_approval_problem, claim_reject, claim_request_evidence
 from escrow.services.releases import (
     ApprovalRefused,
     deposit_to_release,
@@ -34,7 +35,7 @@ from records.services.transitions import TransitionRefused
 @notary_required
 def claim_detail(request: HttpRequest, claim_id: int) -> HttpResponse:
     claim = get_object_or_404(
-        ReleaseClaim.objects.select_related("product", "claimant"), pk=claim_id
+        ReleaseClaim.objects.select_related("product", "product__vendor", "claimant"), pk=claim_id
     )
     return render(request, "notary/claim.html", _claim_context(request, claim, DecisionForm()))
 
@@ -43,6 +44,11 @@ def _claim_context(request: HttpRequest, claim: ReleaseClaim, form: DecisionForm
     return {
         "claim": claim,
         "form": form,
+        "wait": claim_waiting_for(claim=claim),
+        # Shown up front while the notary could decide: approval would be refused.
+        "approval_problem": (
+            claim_approval_problem(claim=claim) if claim.state == ClaimState.UNDER_REVIEW else ""
+        ),
         "history": claim_history(claim),
         "evidence": claim.evidence.all(),
         "subscriptions": subscriptions_for(claim.claimant, claim.product),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary_portal import claims, colleagues, seal_changes, views
+from notary_portal import claims, colleagues, notifications, seal_changes, views
 
 app_name = "notary"
 
@@ -21,6 +21,7 @@ urlpatterns = [
         claims.claim_evidence,
         name="claim-evidence",
     ),
+    path("notifications/", notifications.notifications, name="notifications"),
     path("identity/", claims.store_identity, name="identity"),
     path("safe-export/", claims.safe_export, name="safe-export"),
     path("seal-changes/", seal_changes.seal_changes, name="seal-changes"),

@@ -5,64 +5,144 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
 
 from accounts.access import customer_required
 from billing.documents import invoice_document_render
-from billing.models import Invoice, LicenceAgreement, Subscription
-from billing.selectors import invoices_of
-from billing.services import subscription_cancel, subscription_subscribe
+from billing.fees import percent_label
+from billing.models import Invoice, LicenceAgreement, Subscription, SubscriptionState
+from billing.pricing import Quote, first_period_quote
+from billing.selectors import invoices_of, unpaid_invoice_of_lapsed_subscription
+from billing.services import (
+    resubscribe_refusal,
+    subscription_cancel_at_period_end,
+    subscription_subscribe,
+)
 from escrow.models import DataExport, ReleaseKey
-from escrow.services.exports import ExportFeeRequired, export_fee_for, export_request
+from escrow.services.exports import (
+    ExportFeeRequired,
+    export_fee_for,
+    export_free_from,
+    export_request,
+)
 from escrow.services.release_keys import release_key_set
-from portal.forms import ExportForm, ReleaseKeyForm, SubscribeForm
+from portal.forms import CancelSubscriptionForm, ExportForm, ReleaseKeyForm, SubscribeForm
 from records.downloads import AGE_CONTENT_TYPE, as_download
 from records.links import stored_file_link
 from records.services.transitions import TransitionRefused
 
 
+def _quote_signature(quote: Quote) -> str:
+    return f"{quote.period[0]}/{quote.period[1]}/{quote.currency} {quote.total}"
+
+
 @customer_required
 def subscribe(request: HttpRequest, licence_id: int) -> HttpResponse:
+    """The price of the first period (docs/billing.md, rule 1) is shown before the
+    customer confirms; it is the quote the service then invoices."""
     user: Any = request.user
     licence = get_object_or_404(LicenceAgreement, pk=licence_id, customer=user.organisation)
     preview = Subscription(licence=licence)
-    form = SubscribeForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            subscription_subscribe(licence=licence, actor=user, accept_terms=True)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(
-                request, f"Subscribed: the invoice for {licence.product.name} is under Invoices."
-            )
-            return redirect("portal:invoices")
-    return render(
-        request,
-        "portal/subscribe.html",
-        {"licence": licence, "fee": preview.fee, "rate": preview.fee_rate * 100, "form": form},
+    quote = first_period_quote(
+        licence=licence, fee_rate=preview.fee_rate, today=timezone.localdate()
     )
+    signature = _quote_signature(quote)
+    form = SubscribeForm(
+        request.POST if request.method == "POST" else None, initial={"quoted": signature}
+    )
+    if request.method == "POST" and form.is_valid():
+        if form.cleaned_data["quoted"] not in ("", signature):
+            messages.warning(
+                request,
+                "The period or the price changed since the page was shown (a new day began): "
+                "check them below and confirm again.",
+            )
+            form = SubscribeForm(initial={"quoted": signature})
+        else:
+            try:
+                subscription = subscription_subscribe(
+                    licence=licence, actor=user, accept_terms=True
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                if subscription.state == SubscriptionState.ACTIVE:
+                    messages.success(
+                        request,
+                        f"Subscribed: {licence.product.name} is covered until "
+                        f"{quote.last_day:%d %B %Y}. No fee is due, so there is no invoice.",
+                    )
+                    return redirect("portal:dashboard")
+                messages.success(
+                    request,
+                    f"Subscribed: the invoice for {licence.product.name} is under Invoices.",
+                )
+                return redirect("portal:invoices")
+    unpaid = unpaid_invoice_of_lapsed_subscription(licence)
+    context = {
+        "licence": licence,
+        "fee": preview.fee,
+        "rate": percent_label(preview.fee_rate),
+        "quote": quote,
+        "form": form,
+        "blocked": resubscribe_refusal(unpaid) if unpaid else "",
+    }
+    return render(request, "portal/subscribe.html", context)
 
 
 @customer_required
-@require_POST
 def cancel_subscription(request: HttpRequest, subscription_id: int) -> HttpResponse:
+    """A page that says what cancelling does (docs/billing.md, rule 4); only a POST that
+    ticks the confirmation cancels."""
     user: Any = request.user
     subscription = get_object_or_404(
-        Subscription, pk=subscription_id, licence__customer=user.organisation
+        Subscription.objects.select_related("licence__product"),
+        pk=subscription_id,
+        licence__customer=user.organisation,
     )
-    try:
-        subscription_cancel(subscription=subscription, actor=user, reason="cancelled in the portal")
-    except (TransitionRefused, PermissionDenied) as refused:
-        messages.error(request, str(refused))
-    else:
-        messages.success(request, "The escrow subscription is cancelled.")
-    return redirect("portal:dashboard")
+    form = CancelSubscriptionForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscription_cancel_at_period_end(
+                subscription=subscription, actor=user, reason="cancelled in the portal"
+            )
+        except (TransitionRefused, PermissionDenied) as refused:
+            messages.error(request, str(refused))
+        except ValidationError as refused:
+            messages.error(request, "; ".join(refused.messages))
+        else:
+            if subscription.is_ending:
+                assert subscription.last_covered_day is not None
+                messages.success(
+                    request,
+                    f"The escrow subscription for {subscription.licence.product.name} is "
+                    f"cancelled: cover continues until {subscription.last_covered_day:%d %B %Y} "
+                    "and is not renewed.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"The escrow subscription for {subscription.licence.product.name} is "
+                    "cancelled.",
+                )
+        return redirect("portal:dashboard")
+    unpaid = [
+        invoice
+        for invoice in subscription.invoices.filter(kind=Invoice.Kind.INVOICE)
+        if invoice.amount_due() > 0
+        and (
+            subscription.state != SubscriptionState.ACTIVE
+            or (invoice.period_start or subscription.period_end) >= subscription.period_end
+        )
+    ]
+    context = {"subscription": subscription, "form": form, "unpaid": unpaid}
+    return render(request, "portal/cancel_subscription.html", context)
 
 
 @customer_required
@@ -128,11 +208,28 @@ def exports(request: HttpRequest) -> HttpResponse:
         except ExportFeeRequired as required:
             messages.error(request, f"{required} Tick the box to accept the fee.")
         else:
-            state = "is being built" if export.state == DataExport.State.BUILDING else "is ready"
-            messages.success(request, f"Your export {state}.")
+            export.refresh_from_db()  # in-process, its build has run already
+            if export.state == DataExport.State.FAILED:
+                messages.error(
+                    request,
+                    "Your export could not be built; our staff have been told. "
+                    + ("Its fee was credited. " if export.fee else "")
+                    + "You can request another one.",
+                )
+            else:
+                building = export.state == DataExport.State.BUILDING
+                state = "is being built" if building else "is ready"
+                messages.success(request, f"Your export {state}.")
             return redirect("portal:exports")
     listed = organisation.data_exports.select_related("invoice")
-    return render(request, "portal/exports.html", {"exports": listed, "fee": fee, "form": form})
+    context = {
+        "exports": listed,
+        "fee": fee,
+        "currency": settings.ESCROW_EXPORT_FEE_CURRENCY,
+        "free_from": export_free_from(organisation),
+        "form": form,
+    }
+    return render(request, "portal/exports.html", context)
 
 
 @customer_required

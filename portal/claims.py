@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -16,6 +17,7 @@ from escrow.links import evidence_link, release_link
 from escrow.models import ClaimRelease, ClaimState, ReleaseClaim, ReleaseKey
 from escrow.models.claims import WITHDRAWABLE_STATES
 from escrow.selectors import claim_history, products_licensed_by
+from escrow.services.claim_status import claim_waiting_for
 from escrow.services.claims import (
     claim_eligibility_problem,
     claim_file,
@@ -51,9 +53,11 @@ def claims(request: HttpRequest) -> HttpResponse:
                 uploads=uploads_from(request.FILES.getlist("documents")),
             )
         except ValidationError as error:
+            # Refusals name their field (the documents) or the whole claim; a storage
+            # failure says to try again. Nothing was recorded in any case.
             form.add_error(None, error)
         else:
-            messages.success(request, "Your claim is filed; the vendor has been notified.")
+            messages.success(request, "Your claim is filed; the vendor is being notified.")
             return redirect("portal:claim", claim_id=claim.pk)
     eligibility = [
         (product, claim_eligibility_problem(organisation=organisation, product=product))
@@ -61,8 +65,9 @@ def claims(request: HttpRequest) -> HttpResponse:
     ]
     context = {
         "form": form,
-        "claims": organisation.release_claims.select_related("product"),
+        "claims": organisation.release_claims.select_related("product", "product__vendor"),
         "eligibility": eligibility,
+        "contest_days": settings.ESCROW_CONTEST_BUSINESS_DAYS,
     }
     return render(request, "portal/claims.html", context)
 
@@ -73,6 +78,7 @@ def claim_detail(request: HttpRequest, claim_id: int) -> HttpResponse:
     release = ClaimRelease.objects.filter(claim=claim).first()
     context = {
         "claim": claim,
+        "wait": claim_waiting_for(claim=claim),
         "history": claim_history(claim),
         "evidence": claim.evidence.all(),
         "release": release,

@@ -19,6 +19,17 @@ class SubscribeForm(forms.Form):
         "keep running and maintaining the licensed software, and is never resold or passed on.",
         error_messages={"required": "Accept the escrow terms to subscribe."},
     )
+    # The period and total the page showed, so a price that changed before the
+    # customer confirmed (a new day began) is shown again rather than invoiced.
+    quoted = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+
+
+class CancelSubscriptionForm(forms.Form):
+    confirm = forms.BooleanField(
+        required=True,
+        label="Yes, cancel this escrow subscription as described above.",
+        error_messages={"required": "Tick the box to confirm the cancellation."},
+    )
 
 
 class ReleaseKeyForm(forms.Form):

@@ -3,7 +3,9 @@
 A reset link is Django's token: it works once (it depends on the password and the
 last sign-in, so using it spends it) and expires after PASSWORD_RESET_TIMEOUT. The
 page after a request is the same whether or not the address has an account. Links
-are built from ESCROW_PUBLIC_URL, never from the request's Host header."""
+are built from ESCROW_PUBLIC_URL (records.links.configured_public_origin), never
+from the request's Host header: unlike the other e-mail links, this one is mailed
+at a stranger's request, so a Host header of their choosing must not shape it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from django.utils.decorators import method_decorator
 
 from accounts.access import customer_required, public
 from accounts.models import Role, User
+from records.links import configured_public_origin
 from records.services.audit import audit_record
 
 FORM_TEMPLATE = "portal/password_form.html"
@@ -61,7 +64,7 @@ class CustomerPasswordResetView(_PortalPage, auth_views.PasswordResetView):
     @property
     def extra_email_context(self) -> dict[str, Any]:
         return {
-            "public_url": settings.ESCROW_PUBLIC_URL,
+            "public_url": configured_public_origin(),
             "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
         }
 

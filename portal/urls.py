@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal import account, claims, passwords, views
+from portal import account, claims, notifications, passwords, views
 
 app_name = "portal"
 
@@ -53,6 +53,7 @@ urlpatterns = [
     path("release-key/release-key.age", account.release_key_file, name="release-key-file"),
     path("exports/", account.exports, name="exports"),
     path("exports/<int:export_id>/download/", account.export_download, name="export-download"),
+    path("notifications/", notifications.notifications, name="notifications"),
     path("claims/", claims.claims, name="claims"),
     path("claims/<int:claim_id>/", claims.claim_detail, name="claim"),
     path("claims/<int:claim_id>/evidence/", claims.claim_add_evidence, name="claim-add-evidence"),

@@ -6,11 +6,19 @@ lowered below what is left of it. ``signed_value``/``signed_claims`` are the bar
 signature, for a link whose lifetime its object decides (the vendor's claim
 link). Each salt names one kind of link, so a token of one kind never opens
 another. The escrow's own links (certificates, evidence, releases, the vendor's
-claim page) are in escrow/links.py, built on these."""
+claim page) are in escrow/links.py, built on these.
+
+``public_url`` makes a path absolute for an e-mail: from ESCROW_PUBLIC_URL, or
+else from the scheme and host of the request being served (remembered by
+config.middleware.RequestOriginMiddleware), so a link works on whatever port
+the server runs."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +27,54 @@ from django.urls import reverse
 
 from accounts.models import User
 from records.models import StoredFile
+
+#: Where links point when neither ESCROW_PUBLIC_URL nor a request says: the
+#: address `manage.py runserver` listens on. ``check --deploy`` refuses an empty
+#: ESCROW_PUBLIC_URL, so production never falls back to it.
+FALLBACK_PUBLIC_URL = "http://127.0.0.1:8000"
+
+# The scheme and host of the request this thread or task is serving, if any.
+_request_origin: ContextVar[str | None] = ContextVar("escrow_request_origin", default=None)
+
+
+@contextmanager
+def request_origin(origin: str | None) -> Iterator[None]:
+    """Serve links from ``origin`` (e.g. ``http://127.0.0.1:8123``) within the block.
+
+    The middleware passes the request's own scheme and host, which Django has
+    checked against ALLOWED_HOSTS; ``None`` leaves the fallback."""
+    token = _request_origin.set(origin.rstrip("/") if origin else None)
+    try:
+        yield
+    finally:
+        _request_origin.reset(token)
+
+
+def configured_public_origin() -> str:
+    """Where the site is reached, from ESCROW_PUBLIC_URL alone, never from a request.
+
+    For links that a stranger can have mailed to someone else (a password
+    reset): the address must not depend on the Host header of the request that
+    asked for it."""
+    return settings.ESCROW_PUBLIC_URL.rstrip("/") or FALLBACK_PUBLIC_URL
+
+
+def public_origin() -> str:
+    """Where the site is reached: ESCROW_PUBLIC_URL when it is set; otherwise the
+    scheme and host of the request being served (so `make run` on any port gives
+    working links); otherwise, in a worker with no request, FALLBACK_PUBLIC_URL."""
+    return settings.ESCROW_PUBLIC_URL.rstrip("/") or _request_origin.get() or FALLBACK_PUBLIC_URL
+
+
+def public_url(path: str) -> str:
+    """``path`` (from ``reverse``) made absolute for an e-mail, from ``public_origin``."""
+    return _joined(public_origin(), path)
+
+
+def _joined(base: str, path: str) -> str:
+    if "://" in path or path.startswith("//"):
+        raise ValueError(f"public_url takes a path on this site, not an address: {path!r}")
+    return f"{base}/{path.lstrip('/')}"
 
 
 def signed_value(*, salt: str, **claims: Any) -> str:

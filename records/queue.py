@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from billiard.einfo import ExceptionInfo
 from celery import Task, current_app
 from django.core.mail import mail_admins
 from django.db import transaction
@@ -71,12 +72,17 @@ def enqueue(task_name: str, **kwargs: Any) -> None:
     """Send the named task now, with keyword arguments (ids, never objects)."""
     task = _task(task_name)
     if task.app.conf.task_always_eager:
-        # In-process: the task's own on_failure has recorded a failure of a kind
-        # it expects (transient or fails_on); it must not fail the request too.
+        # In-process, Celery propagates a task's error without calling its
+        # on_failure, so it is called here: the failure is recorded where a person
+        # sees it (give_up) exactly as a worker would record it. A failure of a kind
+        # the task expects (transient or fails_on) must not fail the request too.
         expected = (*(getattr(task, "autoretry_for", ()) or ()), *getattr(task, "fails_on", ()))
         try:
             task.apply_async(kwargs=kwargs)
-        except expected as error:
+        except Exception as error:
+            task.on_failure(error, "", (), kwargs, ExceptionInfo())
+            if not isinstance(error, expected):
+                raise
             logger.warning("in-process task %s failed: %s", task_name, error)
         return
     task.apply_async(kwargs=kwargs)

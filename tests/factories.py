@@ -14,9 +14,11 @@ from factory.django import DjangoModelFactory
 from accounts.models import Organisation, Product, Role, User
 from billing.models import LicenceAgreement, Subscription
 from billing.services import subscription_request
-from escrow.models import Deposit, ReleaseClaim
+from escrow.models import Deposit, NotaryRecipient, ReleaseClaim
 from escrow.services.claims import claim_file
 from escrow.services.deposits import deposit_register
+from escrow.services.evidence import Upload
+from vault.age import X25519Identity
 
 PASSWORD = "correct horse battery staple"
 
@@ -85,12 +87,33 @@ def make_deposit(*, product: Product, version: str = "1.0.0") -> Deposit:
     )
 
 
-def make_claim(*, product: Product, filed_by: User, condition: str = "insolvency") -> ReleaseClaim:
+EVIDENCE_PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
+
+
+def make_claim(
+    *,
+    product: Product,
+    filed_by: User,
+    condition: str = "insolvency",
+    uploads: list[Upload] | None = None,
+) -> ReleaseClaim:
+    """A claim filed through the service, with one PDF of evidence (a claim needs some).
+    Evidence is sealed for the notaries: with no notary key registered yet, a key is
+    registered for the first notary (``notary_identity`` gives a test the identity)."""
+    if not NotaryRecipient.objects.filter(is_active=True).exists():
+        notary = User.objects.filter(role=Role.NOTARY).order_by("pk").first()
+        if notary is not None:
+            NotaryRecipient.objects.create(
+                notary=notary,
+                label="test key",
+                public_key=X25519Identity.generate().recipient().to_string(),
+            )
     return claim_file(
         product=product,
         filed_by=filed_by,
         condition=condition,
         statement="The vendor was declared bankrupt on 1 November.",
+        uploads=uploads if uploads is not None else [Upload("ruling.pdf", EVIDENCE_PDF)],
     )
 
 

@@ -122,8 +122,8 @@ ACCESS: dict[str, dict[str, str]] = {
     "certificate-download": PUBLIC,
     "file-download": PUBLIC,
     "portal:subscribe": CUSTOMERS_ONLY | {"customer_b": "not_found"},
-    "portal:cancel-subscription": CUSTOMERS_ONLY
-    | {"customer_a": "redirect:/portal/", "customer_b": "not_found"},
+    # GET shows what cancelling does; only a POST that ticks the confirmation cancels.
+    "portal:cancel-subscription": CUSTOMERS_ONLY | {"customer_b": "not_found"},
     "portal:invoices": CUSTOMERS_ONLY,
     "portal:invoice-pdf": CUSTOMERS_ONLY
     | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
@@ -134,6 +134,8 @@ ACCESS: dict[str, dict[str, str]] = {
     "portal:exports": CUSTOMERS_ONLY,
     "portal:export-download": CUSTOMERS_ONLY
     | {"customer_a": "redirect:/files/<token>/", "customer_b": "not_found"},
+    # Each organisation's own list (tests/portal/test_notifications_page.py).
+    "portal:notifications": CUSTOMERS_ONLY,
     "portal:claims": CUSTOMERS_ONLY,
     "portal:claim": CUSTOMERS_ONLY | {"customer_b": "not_found"},
     "portal:claim-add-evidence": CUSTOMERS_ONLY
@@ -163,6 +165,8 @@ ACCESS: dict[str, dict[str, str]] = {
         "notary": "redirect:/files/evidence/<token>/",
         "notary_password_only": "redirect:/notary/verify/",
     },
+    "notary:notifications": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:identity": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:safe-export": NOT_FOR_CUSTOMERS_OR_STAFF
@@ -195,6 +199,8 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:escrow_releaseclaim_delete",
             "admin:records_auditentry_add",
             "admin:records_auditentry_delete",
+            "admin:records_notification_add",
+            "admin:records_notification_delete",
             "admin:billing_subscription_add",
             "admin:billing_subscription_delete",
             "admin:escrow_deposittoken_delete",
@@ -220,7 +226,6 @@ POST_ONLY = {
     "notary:logout",
     "admin:logout",
     "notary:acknowledge",
-    "portal:cancel-subscription",
     "portal:claim-add-evidence",
     "portal:claim-withdraw",
     "notary:decide",

@@ -1,15 +1,34 @@
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from accounts.vat_numbers import normalise_vat_number
+
+
+@functools.lru_cache(maxsize=1)
+def _known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    """Only an IANA time zone name the system knows (e.g. Europe/Amsterdam): a name is
+    looked up in the list, never opened as a path."""
+    if value and value not in _known_time_zones():
+        raise ValidationError(
+            "%(value)s is not a known time zone; use an IANA name such as Europe/Amsterdam.",
+            params={"value": value[:64]},
+            code="unknown_time_zone",
+        )
 
 
 class Organisation(models.Model):
@@ -25,6 +44,15 @@ class Organisation(models.Model):
     vat_number = models.CharField(max_length=32, blank=True)
     address = models.TextField(blank=True, help_text="Postal address, as printed on invoices.")
     contact_email = models.EmailField()
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text=(
+            "IANA time zone, e.g. Europe/Amsterdam. A vendor's contest periods are counted "
+            "and shown in it; blank means the default (ESCROW_DEFAULT_VENDOR_TIME_ZONE)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,6 +60,11 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def effective_time_zone(self) -> str:
+        """The organisation's time zone, or the configured default when it set none."""
+        return self.time_zone or settings.ESCROW_DEFAULT_VENDOR_TIME_ZONE
 
     def clean(self) -> None:
         try:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from billing.models.invoices import Invoice, InvoiceCounter, InvoiceLine, Payment
+from billing.models.invoices import Invoice, InvoiceCounter, InvoiceLine, Payment, Refund
 from billing.models.licences import Currency, LicenceAgreement
 from billing.models.subscriptions import Subscription, SubscriptionState
 
@@ -11,6 +11,7 @@ __all__ = [
     "InvoiceLine",
     "LicenceAgreement",
     "Payment",
+    "Refund",
     "Subscription",
     "SubscriptionState",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
@@ -8,6 +9,7 @@ from django.db import models
 from django.db.models import Sum
 
 from accounts.models import Organisation
+from billing.fees import percent_label
 from billing.models.licences import Currency
 from billing.models.subscriptions import Subscription
 from billing.vat import VatTreatment
@@ -34,7 +36,7 @@ class Invoice(models.Model):
         CREDIT_NOTE = "credit_note", "Credit note"
 
     class Purpose(models.TextChoices):
-        SUBSCRIPTION = "subscription", "Escrow subscription, first year"
+        SUBSCRIPTION = "subscription", "Escrow subscription, first period"
         RENEWAL = "renewal", "Escrow subscription renewal"
         DATA_EXPORT = "data_export", "Data export"
         CORRECTION = "correction", "Correction"
@@ -71,9 +73,14 @@ class Invoice(models.Model):
         ordering: ClassVar = ["-year", "-sequence"]
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["year", "sequence"], name="one_number_per_year"),
+            # Amounts have two decimals, so within a tenth of a cent is exactly equal; the
+            # margin is for SQLite, which compares these columns as floating point.
             models.CheckConstraint(
-                name="invoice_adds_up",
-                condition=models.Q(total=models.F("net_amount") + models.F("vat_amount")),
+                name="invoice_adds_up_to_the_cent",
+                condition=models.Q(
+                    total__gte=models.F("net_amount") + models.F("vat_amount") - Decimal("0.001"),
+                    total__lte=models.F("net_amount") + models.F("vat_amount") + Decimal("0.001"),
+                ),
             ),
         ]
 
@@ -88,12 +95,38 @@ class Invoice(models.Model):
         credited = self.credit_notes.aggregate(total=Sum("total"))["total"]
         return -(credited or Decimal("0.00"))
 
+    def amount_refunded(self) -> Decimal:
+        refunded = self.refunds.aggregate(total=Sum("amount"))["total"]
+        return refunded or Decimal("0.00")
+
     def amount_due(self) -> Decimal:
-        return self.total - self.amount_credited() - self.amount_paid()
+        """What the customer still owes; negative when it is owed money back (it paid
+        an invoice that was credited afterwards, and no refund is recorded yet)."""
+        return self.total - self.amount_credited() - self.amount_paid() + self.amount_refunded()
+
+    def refund_owed(self) -> Decimal:
+        """What is owed back to the customer: paid, then credited, and not yet refunded."""
+        return max(-self.amount_due(), Decimal("0.00"))
 
     @property
     def is_settled(self) -> bool:
         return self.amount_due() <= 0
+
+    @property
+    def period_last_day(self) -> date | None:
+        """The last day the invoiced period covers (``period_end`` is the day after it)."""
+        return self.period_end - timedelta(days=1) if self.period_end else None
+
+    @property
+    def vat_label(self) -> str:
+        """The exact VAT rate, e.g. "8.5%", never rounded to a whole percent."""
+        return percent_label(self.vat_rate)
+
+    @property
+    def missing_addresses(self) -> list[str]:
+        """The parties this invoice carries no postal address for (an EU invoice needs both)."""
+        parties = [("vendor", self.vendor_details), ("customer", self.customer_details)]
+        return [party for party, details in parties if not str(details.get("address", "")).strip()]
 
 
 class InvoiceLine(models.Model):
@@ -129,3 +162,26 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} for {self.invoice.number}"
+
+
+class Refund(models.Model):
+    """Money paid back to the customer on a credited invoice it had paid. Recorded by
+    staff with a reason; never edited or deleted (a database trigger refuses it)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    paid_on = models.DateField()
+    reason = models.CharField(max_length=300)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["invoice", "paid_on"]
+        constraints: ClassVar = [
+            models.CheckConstraint(name="refund_is_positive", condition=models.Q(amount__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund of {self.amount} on {self.invoice.number}"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -59,7 +59,16 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     )
     period_start = models.DateField(null=True, blank=True)
     period_end = models.DateField(
-        null=True, blank=True, help_text="The paid year runs until the day before this date."
+        null=True, blank=True, help_text="The paid period runs until the day before this date."
+    )
+    cancelled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it was cancelled. An active subscription stays active (covered) "
+        "until its period ends, is not renewed, and then ends.",
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -81,6 +90,16 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     def fee(self) -> Decimal:
         """This year's escrow fee, from the licence's current annual fee."""
         return escrow_fee(annual_licence_fee=self.licence.annual_fee, rate=self.fee_rate)
+
+    @property
+    def is_ending(self) -> bool:
+        """Cancelled, but covered until its paid period ends (and never renewed)."""
+        return self.state == SubscriptionState.ACTIVE and self.cancelled_at is not None
+
+    @property
+    def last_covered_day(self) -> date | None:
+        """The last day of the paid period (``period_end`` is the first day after it)."""
+        return self.period_end - timedelta(days=1) if self.period_end else None
 
     @transition(
         field=state,
@@ -114,6 +133,17 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
 
     @transition(
         field=state,
+        source=SubscriptionState.LAPSED,
+        target=SubscriptionState.ACTIVE,
+        permission=roles.staff_or_system,
+    )
+    def reactivate(self, *, period_start: date, period_end: date) -> None:
+        """A late payment of the invoice it lapsed over: covered for that invoice's period."""
+        self.period_start = period_start
+        self.period_end = period_end
+
+    @transition(
+        field=state,
         source=[SubscriptionState.AWAITING_PAYMENT, SubscriptionState.ACTIVE],
         target=SubscriptionState.LAPSED,
         permission=roles.system_only,
@@ -127,5 +157,16 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
         target=SubscriptionState.CANCELLED,
         permission=roles.licence_holder_or_staff,
     )
-    def cancel(self) -> None:
-        pass
+    def cancel(self, *, cancelled_at: datetime, cancelled_by: Any) -> None:
+        if self.cancelled_at is None:
+            self.cancelled_at = cancelled_at
+            self.cancelled_by = cancelled_by
+
+    @transition(
+        field=state,
+        source=SubscriptionState.ACTIVE,
+        target=SubscriptionState.CANCELLED,
+        permission=roles.system_only,
+    )
+    def end(self) -> None:
+        """A cancelled subscription's paid period is over."""

@@ -50,6 +50,12 @@ WITHDRAWABLE_STATES = [
     ClaimState.EVIDENCE_REQUESTED,
 ]
 
+# Open: every state before a final one (approved, released, rejected, withdrawn). An
+# organisation has at most one open claim per product: a second would notify the
+# vendor again and ask the notary to decide the same question twice.
+OPEN_STATES = WITHDRAWABLE_STATES
+FINAL_STATES = [ClaimState.APPROVED, ClaimState.RELEASED, ClaimState.REJECTED, ClaimState.WITHDRAWN]
+
 
 class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
     """A subscriber's claim that a release condition is met for a product."""
@@ -81,6 +87,18 @@ class ReleaseClaim(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering: ClassVar = ["-created_at", "-id"]
+        constraints: ClassVar = [
+            # The service refuses a second open claim with a message naming the first;
+            # this index makes a race between two filings end the same way.
+            models.UniqueConstraint(
+                fields=["claimant", "product"],
+                condition=models.Q(state__in=OPEN_STATES),
+                name="one_open_claim_per_organisation_and_product",
+                violation_error_message=(
+                    "This organisation already has an open release claim for this product."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Claim #{self.pk} by {self.claimant} for {self.product}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import tempfile
 import unicodedata
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,6 +29,9 @@ from records.services.files import stored_file_put
 from vault import age
 from vault.keys import NoNotaryRecipient, evidence_identity
 from vault.site_clients import all_sites
+from vault.sites import SiteError
+
+logger = logging.getLogger(__name__)
 
 # Recognised by their first bytes; what the browser claims the type is does not count.
 SIGNATURES = {
@@ -134,48 +138,71 @@ def too_many_documents_message() -> str:
     return f"At most {limit} documents at once."
 
 
-def evidence_seal(*, claim_id: int, uploads: list[tuple[Upload, str]]) -> list[ClaimEvidence]:
+class EvidenceNotStored(ValidationError):
+    """The documents could not be sealed or stored (a storage site or the disk failed).
+    The caller has changed nothing yet; the person is asked to try again later."""
+
+
+def evidence_seal(
+    *, uploads: list[tuple[Upload, str]], claim_id: int | None = None
+) -> list[ClaimEvidence]:
     """Seal and store checked documents; returns unsaved rows for the caller's
-    transaction. Storage happens first and outside any transaction; a failure
-    after it leaves an unreferenced sealed object, never a row without one."""
+    transaction. Storage happens first and outside any transaction, so a claim or a
+    state change is only ever recorded with its evidence already stored; a failure
+    after it leaves an unreferenced sealed object, never a row without one.
+
+    A new claim has no id yet: its documents go under a key of their own
+    (``evidence/filing-<random>/``). A failing site or disk raises
+    ``EvidenceNotStored`` (a ``ValidationError`` that says to try again)."""
     if not uploads:
         return []
     try:
         recipients = evidence_recipients()
     except NoNotaryRecipient as missing:
         raise ValidationError(f"Evidence cannot be accepted now: {missing}") from missing
-    rows = []
-    for upload, content_type in uploads:
-        name = _safe_name(upload.name)
-        if not name.lower().endswith(EXTENSIONS[content_type]):
-            name += EXTENSIONS[content_type]
-        # Sealed from the upload's stream, chunk by chunk, into a temporary file of
-        # ciphertext; the plaintext is hashed and counted on the way through.
-        source = _Counted(_stream(upload), limit=settings.ESCROW_EVIDENCE_MAX_BYTES, name=name)
-        Path(settings.ESCROW_INTAKE_DIR).mkdir(parents=True, exist_ok=True)
-        intake = settings.ESCROW_INTAKE_DIR
-        with tempfile.NamedTemporaryFile(prefix="evidence-", suffix=".age", dir=intake) as sealed:
-            age.encrypt(cast(BinaryIO, source), cast(BinaryIO, sealed), recipients)
-            sealed.flush()
-            stored = stored_file_put(
-                key=f"evidence/{claim_id}/{uuid.uuid4().hex}.age",
-                source=Path(sealed.name),
-                purpose=StoredFile.Purpose.EVIDENCE,
-                content_type="application/octet-stream",
-                filename=f"{name}.age",
-            )
-        rows.append(
-            ClaimEvidence(
-                filename=name,
-                content_type=content_type,
-                size=source.size,
-                sha256=source.digest.hexdigest(),
-                key=stored.key,
-                sealed_sha256=stored.sha256,
-                sealed_size=stored.size,
-            )
+    folder = str(claim_id) if claim_id is not None else f"filing-{uuid.uuid4().hex}"
+    try:
+        return [
+            _seal_one(upload, content_type, folder, recipients) for upload, content_type in uploads
+        ]
+    except (SiteError, OSError) as error:
+        logger.warning("evidence could not be stored: %s", error)
+        raise EvidenceNotStored(
+            "Your documents could not be stored just now (the document store is not "
+            "answering). Nothing was recorded; please try again in a few minutes."
+        ) from error
+
+
+def _seal_one(
+    upload: Upload, content_type: str, folder: str, recipients: list[Any]
+) -> ClaimEvidence:
+    name = _safe_name(upload.name)
+    if not name.lower().endswith(EXTENSIONS[content_type]):
+        name += EXTENSIONS[content_type]
+    # Sealed from the upload's stream, chunk by chunk, into a temporary file of
+    # ciphertext; the plaintext is hashed and counted on the way through.
+    source = _Counted(_stream(upload), limit=settings.ESCROW_EVIDENCE_MAX_BYTES, name=name)
+    Path(settings.ESCROW_INTAKE_DIR).mkdir(parents=True, exist_ok=True)
+    intake = settings.ESCROW_INTAKE_DIR
+    with tempfile.NamedTemporaryFile(prefix="evidence-", suffix=".age", dir=intake) as sealed:
+        age.encrypt(cast(BinaryIO, source), cast(BinaryIO, sealed), recipients)
+        sealed.flush()
+        stored = stored_file_put(
+            key=f"evidence/{folder}/{uuid.uuid4().hex}.age",
+            source=Path(sealed.name),
+            purpose=StoredFile.Purpose.EVIDENCE,
+            content_type="application/octet-stream",
+            filename=f"{name}.age",
         )
-    return rows
+    return ClaimEvidence(
+        filename=name,
+        content_type=content_type,
+        size=source.size,
+        sha256=source.digest.hexdigest(),
+        key=stored.key,
+        sealed_sha256=stored.sha256,
+        sealed_size=stored.size,
+    )
 
 
 class _Counted:

@@ -28,7 +28,13 @@ from escrow.models import (
     ReleaseClaim,
     ReleaseKey,
 )
-from escrow.services.claims import _require_reasons, claim_approve, claim_release
+from escrow.services.claim_notices import claim_notices_queue
+from escrow.services.claims import (
+    _require_reasons,
+    claim_approval_problem,
+    claim_approve,
+    claim_release,
+)
 from records.models import Notification, StoredFile
 from records.pdf import pdf_render
 from records.queue import enqueue_on_commit
@@ -132,8 +138,10 @@ def release_approve(
     """Approve the claim and release the most recent acknowledged deposit to the claimant.
 
     Refuses (``ApprovalRefused``, ``TransitionRefused``) without changing anything when
-    the identity does not open the deposit, the claimant has no release key, or the
-    claim is not under review (a second decision, also one racing this one).
+    the claimant is no longer eligible (its subscription lapsed or ended while the claim
+    waited: ``claim_approval_problem``), the identity does not open the deposit, the
+    claimant has no release key, or the claim is not under review (a second decision,
+    also one racing this one).
 
     Longer than most because the checks, the re-wrap and the state change must
     share one row lock on the claim, so a racing decision sees all or nothing."""
@@ -145,6 +153,9 @@ def release_approve(
         raise TransitionRefused(
             f"Claim #{claim.pk} is '{claim.state}'; only a claim under review can be approved."
         )
+    problem = claim_approval_problem(claim=claim)
+    if problem:
+        raise ApprovalRefused(problem)
     deposit = deposit_to_release(claim)
     if deposit is None:
         raise ApprovalRefused(f"{claim.product.name} has no acknowledged deposit to release.")
@@ -174,6 +185,10 @@ def release_approve(
             raise TransitionRefused(
                 f"Claim #{claim.pk} was decided meanwhile ({locked.state}); nothing changed."
             )
+        # Checked again under the lock: a subscription may have lapsed since the check above.
+        problem = claim_approval_problem(claim=locked)
+        if problem:
+            raise ApprovalRefused(problem)
         claim_approve(claim=locked, notary=notary, reasons=reasons)
         release = ClaimRelease.objects.create(
             claim=locked,
@@ -196,6 +211,7 @@ def release_approve(
                 f"version {deposit.version} in the customer portal (Claims).\n"
             ),
         )
+        claim_notices_queue(claim=locked, step="approved", reasons=reasons)
         enqueue_on_commit("escrow.release_letter_render", release_id=release.pk)
     claim.refresh_from_db()
     return release

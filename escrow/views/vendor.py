@@ -11,6 +11,7 @@ from accounts.access import public
 from escrow.forms import ContestForm, VoluntaryReleaseForm, uploads_from
 from escrow.links import claim_from_vendor_link, evidence_link
 from escrow.models import ClaimState
+from escrow.services.claim_status import claim_waiting_for
 from escrow.services.claims import claim_contest_by_vendor, claim_release_voluntarily_by_vendor
 from records.services.transitions import TransitionRefused
 
@@ -67,6 +68,7 @@ def vendor_claim(request: HttpRequest, token: str) -> HttpResponse:
             return redirect("vendor-claim", token=token)
     context = {
         "claim": claim,
+        "wait": claim_waiting_for(claim=claim),
         "form": form,
         "release_form": release_form,
         "token": token,

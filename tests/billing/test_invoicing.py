@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import date, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -27,6 +29,15 @@ from billing.vat import invoice_amounts
 from records.models import AuditEntry, Notification
 from tests.conftest import skip_or_fail
 from tests.factories import OrganisationFactory
+
+
+@pytest.fixture(autouse=True)
+def _on_the_licence_anniversary() -> Iterator[None]:
+    """The licence starts on 1 January: subscribed on an anniversary, the first period
+    is one whole licence year at the whole yearly fee (docs/billing.md, rule 1; the
+    prorated periods are in test_first_period.py)."""
+    with time_machine.travel(datetime(2027, 1, 1, 10, tzinfo=UTC), tick=False):
+        yield
 
 
 def subscribe(licence: LicenceAgreement, user) -> tuple[Subscription, Invoice]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from types import SimpleNamespace
 
 import pytest
@@ -7,21 +8,27 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from billing import services as service
 from billing.models import Subscription
+from records.services.transitions import apply_transition
 from tests.factories import make_subscription
 from tests.state_machines import Machine, assert_allowed, assert_refused, declared_table, snapshot
 
 # From the design brief: requested -> awaiting_payment -> active -> (renewed
 # yearly) -> lapsed (unpaid past grace) / cancelled. An unpaid first invoice
-# lapses too; a customer may cancel until the subscription has ended.
+# lapses too; a customer may cancel until the subscription has ended. A late
+# payment reactivates a lapsed subscription, and a subscription cancelled while
+# active ends (by the system) when its paid period is over (docs/billing.md).
 TABLE = {
     "await_payment": {"requested": "awaiting_payment"},
     "activate": {"awaiting_payment": "active"},
     "renew": {"active": "active"},
+    "reactivate": {"lapsed": "active"},
     "lapse": {"awaiting_payment": "lapsed", "active": "lapsed"},
     "cancel": {
         state: "cancelled" for state in ["requested", "awaiting_payment", "active", "lapsed"]
     },
+    "end": {"active": "cancelled"},
 }
+A_YEAR = (date(2027, 1, 1), date(2028, 1, 1))
 
 SUBSCRIPTIONS = Machine(
     model=Subscription,
@@ -40,8 +47,12 @@ SUBSCRIPTIONS = Machine(
         ),
         "activate": lambda s, p: service.subscription_activate(subscription=s, actor=p.staff),
         "renew": lambda s, p: service.subscription_renew(subscription=s, actor=None),
+        "reactivate": lambda s, p: service.subscription_reactivate(
+            subscription=s, actor=None, period=A_YEAR
+        ),
         "lapse": lambda s, p: service.subscription_lapse(subscription=s, reason="unpaid"),
         "cancel": lambda s, p: service.subscription_cancel(subscription=s, actor=p.subscriber),
+        "end": lambda s, p: service.subscription_end(subscription=s, reason="period over"),
     },
 )
 
@@ -96,3 +107,23 @@ def test_a_licence_has_one_open_subscription_at_a_time(people) -> None:
     with pytest.raises(ValidationError, match="already has an open escrow subscription"):
         service.subscription_request(licence=people.licence, actor=people.subscriber)
     assert Subscription.objects.count() == 1
+
+
+@pytest.mark.parametrize("who", ["subscriber", "other_customer", "notary"])
+def test_only_staff_or_the_system_reactivate(who, people) -> None:
+    subscription = SUBSCRIPTIONS.reach("lapsed", people)
+    before = snapshot(subscription)
+    with pytest.raises(PermissionDenied):
+        service.subscription_reactivate(
+            subscription=subscription, actor=getattr(people, who), period=A_YEAR
+        )
+    assert snapshot(subscription) == before
+
+
+@pytest.mark.parametrize("who", ["subscriber", "staff"])
+def test_only_the_system_ends_a_subscription_when_its_period_is_over(who, people) -> None:
+    subscription = SUBSCRIPTIONS.reach("active", people)
+    before = snapshot(subscription)
+    with pytest.raises(PermissionDenied):
+        apply_transition(subscription, "end", actor=getattr(people, who))
+    assert snapshot(subscription) == before

@@ -201,12 +201,18 @@ def test_a_notary_signs_in_with_a_second_factor_and_sees_the_register(
     expect(page).to_have_url(journey.url("/notary/"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Notary register")
     expect(page.locator(".topbar .who")).to_contain_text("Mr. N. Otaris")
-    assert table_rows(page, "Open release claims") == [["No open claims."]]
+    # The demo's two claims wait for the notary: one uncontested, one the vendor contested.
+    open_claims = table_rows(page, "Open release claims")
+    assert sorted((row[2], row[3], row[5]) for row in open_claims) == [
+        ("Fabrikam Retail N.V.", "Ledger Pro", "Under review by the notary"),
+        ("Northwind Logistics B.V.", "Ledger Pro", "Under review by the notary"),
+    ]
     register = table_rows(page, "Deposit register")
     assert sorted((row[0], row[1]) for row in register) == [
         ("Fleet Planner", "2.3.1"),
         ("Ledger Pro", "1.0.0"),
         ("Ledger Pro", "1.1.0"),
+        ("Payroll Classic", "3.2.0"),
     ]
 
     assert_real_png(screenshot_to(page, "notary-dashboard.png"))

@@ -7,7 +7,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from escrow.models import ReleaseClaim
 from escrow.services import claims as service
-from tests.factories import make_acknowledged_deposit, make_active_subscription, make_claim
+from escrow.services.evidence import Upload
+from tests.factories import (
+    EVIDENCE_PDF,
+    make_acknowledged_deposit,
+    make_active_subscription,
+    make_claim,
+)
 from tests.state_machines import Machine, assert_allowed, assert_refused, declared_table, snapshot
 
 BEFORE_DECISION = [
@@ -67,7 +73,7 @@ CLAIMS = Machine(
             claim=c, notary=p.notary, reasons="Please add the court ruling."
         ),
         "provide_evidence": lambda c, p: service.claim_provide_evidence(
-            claim=c, actor=p.subscriber
+            claim=c, actor=p.subscriber, uploads=[Upload("more.pdf", EVIDENCE_PDF)]
         ),
         "approve": lambda c, p: service.claim_approve(
             claim=c, notary=p.notary, reasons="The court ruling proves insolvency."

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing.models import Invoice
 from billing.payments import payment_record
+from billing.periods import add_years
 from billing.services import subscription_subscribe
 from escrow.models import DataExport
 from escrow.services.exports import ExportFeeRequired, export_request
@@ -99,7 +100,10 @@ def test_a_second_export_within_a_year_shows_its_fee_first(
     subscriber, _ = two_customers
     client = signed_in_client(subscriber)
     request_export(client, django_capture_on_commit_callbacks)
-    assert "costs 250.00" in client.get("/portal/exports/").content.decode()
+    page = client.get("/portal/exports/").content.decode()
+    assert "costs EUR 250.00" in page
+    free_again = add_years(timezone.localdate(), 1)
+    assert f"wait until {free_again:%-d %B %Y}, when the next one is free again" in page
     refused = request_export(client, django_capture_on_commit_callbacks)
     assert "Tick the box to accept the fee" in refused.content.decode()
     assert DataExport.objects.count() == 1
@@ -185,3 +189,41 @@ def test_the_export_holds_the_evidence_documents_the_organisation_filed(
     evidence = claim.evidence.get()
     assert archive.read(f"documents/claim-{claim.pk}/{evidence.pk}-ruling.pdf") == document
     assert json.loads(archive.read("data/claim_evidence.json"))[0]["pk"] == evidence.pk
+
+
+def test_an_export_that_fails_in_the_portal_answers_and_shows_failed(
+    two_customers, django_capture_on_commit_callbacks, settings, tmp_path
+) -> None:
+    # The export folder cannot be written: the build fails after the request commits.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings.ESCROW_INTAKE_DIR = blocked
+    subscriber, _ = two_customers
+    client = signed_in_client(subscriber)
+    page = request_export(client, django_capture_on_commit_callbacks)
+    assert page.status_code == 200
+    export = DataExport.objects.get(organisation=subscriber.organisation)
+    assert export.state == "failed"
+    assert "Failed" in client.get("/portal/exports/").content.decode()
+    # The next request is not blocked, and costs nothing: the failed one did not count.
+    settings.ESCROW_INTAKE_DIR = tmp_path / "intake"
+    request_export(client, django_capture_on_commit_callbacks)
+    latest = DataExport.objects.filter(organisation=subscriber.organisation).order_by("-pk")[0]
+    assert (latest.state, latest.fee) == ("ready", Decimal("0.00"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_that_fails_in_process_is_said_at_once_not_being_built(
+    two_customers, settings, tmp_path
+) -> None:
+    # Committed for real, as on the embedded default: the build runs in-process
+    # before the answer, so the answer tells the truth about it.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    settings.ESCROW_INTAKE_DIR = blocked
+    subscriber, _ = two_customers
+    page = signed_in_client(subscriber).post("/portal/exports/", follow=True)
+    text = page.content.decode()
+    assert "could not be built" in text
+    assert "is being built" not in text
+    assert DataExport.objects.get(organisation=subscriber.organisation).state == "failed"

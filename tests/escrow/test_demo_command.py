@@ -4,20 +4,31 @@ import hashlib
 import io
 import re
 import subprocess
+import sys
 
 import pytest
 from django.core import serializers
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
 from accounts.models import Organisation, Product, User
-from billing.models import LicenceAgreement, Subscription
-from escrow.models import Deposit, DepositToken, NotaryRecipient, ReleaseKey
-from records.models import AuditEntry
+from billing.models import Invoice, LicenceAgreement, Payment, Subscription
+from escrow.models import (
+    ClaimEvidence,
+    Deposit,
+    DepositToken,
+    NotaryRecipient,
+    ReleaseClaim,
+    ReleaseKey,
+)
+from records.models import AuditEntry, Notification
 from records.services.audit import audit_chain_verify
 from vault.age import parse_identity_file
 
 MODELS = [Organisation, User, Product, LicenceAgreement, Subscription, Deposit, NotaryRecipient]
+# What the demo's history makes: a second run makes none of it again.
+HISTORY = [Invoice, Payment, ReleaseClaim, ClaimEvidence, ReleaseKey, Notification]
 
 
 @pytest.fixture(autouse=True)
@@ -36,11 +47,28 @@ def run_demo(tmp_path, password: str = "demo-password-1") -> str:
 def test_demo_creates_the_cast_and_prints_every_login(tmp_path) -> None:
     output = run_demo(tmp_path)
     assert Organisation.objects.filter(kind="vendor").count() == 1
-    assert Organisation.objects.filter(kind="customer").count() == 2
-    assert Product.objects.count() == 2
-    assert Subscription.objects.get().state == "active"
+    assert Organisation.objects.filter(kind="customer").count() == 5
+    assert Product.objects.count() == 3
+    subscriptions = {
+        (s.licence.customer.name, s.licence.product.slug): s.state
+        for s in Subscription.objects.select_related("licence__customer", "licence__product")
+    }
+    assert subscriptions == {
+        ("Northwind Logistics B.V.", "ledger-pro"): "active",
+        ("Fabrikam Retail N.V.", "ledger-pro"): "active",
+        ("Fabrikam Retail N.V.", "payroll-classic"): "active",
+        ("Tailspin Travel B.V.", "fleet-planner"): "lapsed",
+        ("Woodgrove Bank AG", "ledger-pro"): "awaiting_payment",
+    }
+    # Contoso has a licence and no subscription: Carol subscribes in the portal.
+    assert LicenceAgreement.objects.filter(customer__name="Contoso GmbH").count() == 1
     states = dict(Deposit.objects.values_list("version", "state"))
-    assert states == {"1.0.0": "acknowledged", "1.1.0": "replicated", "2.3.1": "replicated"}
+    assert states == {
+        "1.0.0": "acknowledged",
+        "1.1.0": "replicated",
+        "2.3.1": "replicated",
+        "3.2.0": "acknowledged",
+    }
     for user in User.objects.all():
         assert user.email in output
         assert user.check_password("demo-password-1")
@@ -52,10 +80,13 @@ def test_demo_creates_the_cast_and_prints_every_login(tmp_path) -> None:
 @pytest.mark.django_db
 def test_demo_is_idempotent(tmp_path) -> None:
     first = run_demo(tmp_path)
-    counts = {model: model.objects.count() for model in MODELS}
+    counts = {model: model.objects.count() for model in [*MODELS, *HISTORY]}
+    claims = dict(ReleaseClaim.objects.values_list("pk", "state"))
     identity = (tmp_path / "notary.txt").read_text()
     output = run_demo(tmp_path, password="another-password")
-    assert {model: model.objects.count() for model in MODELS} == counts
+    assert {model: model.objects.count() for model in [*MODELS, *HISTORY]} == counts
+    assert dict(ReleaseClaim.objects.values_list("pk", "state")) == claims
+    assert audit_chain_verify().intact
     assert (tmp_path / "notary.txt").read_text() == identity
     assert User.objects.get(email="alice@northwind.example").check_password("another-password")
     assert "another-password" in output
@@ -104,3 +135,14 @@ def test_a_demo_deposit_opens_with_the_age_tool_and_the_printed_identity(tmp_pat
     ).stdout
     deposit = Deposit.objects.get(version="1.0.0")
     assert hashlib.sha256(opened).hexdigest() == deposit.archive_sha256
+
+
+@pytest.mark.django_db
+def test_without_time_machine_the_demo_names_what_to_install_and_stores_nothing(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "time_machine", None)  # as if it were not installed
+    with pytest.raises(CommandError, match=r"install requirements-dev\.lock"):
+        run_demo(tmp_path)
+    assert not User.objects.exists()
+    assert not AuditEntry.objects.exists()

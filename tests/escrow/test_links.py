@@ -90,6 +90,7 @@ def release(subscription, product, subscriber, staff, notary, notary_identity) -
         filed_by=subscriber,
         condition="insolvency",
         statement="The vendor was declared bankrupt on 1 November.",
+        uploads=[Upload("ruling.pdf", b"%PDF-1.4\n%%EOF\n")],
     )
     claim_notify_vendor(claim=claim)
     claim_mark_uncontested(claim=claim)

@@ -45,7 +45,14 @@ from records.services.transitions import TransitionRefused
 from tests import archives
 from tests.conftest import signed_in_client
 from tests.deposits import deposit_through_pipeline
-from tests.factories import make_acknowledged_deposit, make_active_subscription, make_claim
+from tests.factories import (
+    LicenceFactory,
+    OrganisationFactory,
+    UserFactory,
+    make_acknowledged_deposit,
+    make_active_subscription,
+    make_claim,
+)
 from tests.state_machines import snapshot
 from vault import age
 
@@ -119,6 +126,16 @@ def under_review(product, subscriber, condition: str = "insolvency") -> ReleaseC
     claim.refresh_from_db()
     assert claim.state == "under_review"
     return claim
+
+
+def another_subscriber(product, staff, n: int) -> User:
+    """A user of one more customer organisation with an active subscription for the
+    product (an organisation has one open claim per product)."""
+    organisation = OrganisationFactory(name=f"Claimant {n} B.V.")
+    licence = LicenceFactory(customer=organisation, product=product)
+    user = UserFactory(email=f"user@claimant{n}.example", organisation=organisation)
+    make_active_subscription(licence=licence, actor=user, staff=staff)
+    return user
 
 
 def vendor_notified(product, subscriber) -> ReleaseClaim:
@@ -411,10 +428,10 @@ def token_of(link: str) -> str:
 
 @pytest.mark.parametrize("tamper", ["altered", "forged", "another claim's payload"])
 def test_a_forged_or_altered_vendor_link_is_not_found(
-    tamper, eligible, product, subscriber
+    tamper, eligible, product, subscriber, staff
 ) -> None:
     claim = vendor_notified(product, subscriber)
-    other = vendor_notified(product, subscriber)
+    other = vendor_notified(product, another_subscriber(product, staff, 2))
     token = token_of(vendor_claim_link(claim=claim))
     if tamper == "altered":
         token = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -453,10 +470,13 @@ def test_a_customer_cannot_claim_a_voluntary_release(eligible, product, subscrib
 
 
 def test_elapsed_contest_periods_move_each_claim_exactly_once(
-    eligible, product, subscriber
+    eligible, product, subscriber, staff
 ) -> None:
-    due = [vendor_notified(product, subscriber) for _ in range(2)]
-    waiting = vendor_notified(product, subscriber)
+    due = [
+        vendor_notified(product, user)
+        for user in (subscriber, another_subscriber(product, staff, 2))
+    ]
+    waiting = vendor_notified(product, another_subscriber(product, staff, 3))
     now = timezone.now()
     ReleaseClaim.objects.filter(pk__in=[c.pk for c in due]).update(
         contest_deadline=now - timedelta(hours=1)

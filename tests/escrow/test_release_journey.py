@@ -173,9 +173,14 @@ def _claim_under_review(deposit, subscriber) -> ReleaseClaim:
         claim_notify_vendor,
         claim_start_review,
     )
+    from escrow.services.evidence import Upload
 
     claim = claim_file(
-        product=deposit.product, filed_by=subscriber, condition="insolvency", statement="Bankrupt."
+        product=deposit.product,
+        filed_by=subscriber,
+        condition="insolvency",
+        statement="Bankrupt.",
+        uploads=[Upload("ruling.pdf", PDF)],
     )
     claim.refresh_from_db()  # outside a transaction, the vendor was notified on commit
     if claim.state == "filed":

@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
@@ -28,7 +29,12 @@ from escrow.services.claims import (
 )
 from records.models import AuditEntry
 from tests.conftest import signed_in_client
-from tests.factories import make_acknowledged_deposit, make_active_subscription, make_claim
+from tests.factories import (
+    EVIDENCE_PDF,
+    make_acknowledged_deposit,
+    make_active_subscription,
+    make_claim,
+)
 from tests.state_machines import snapshot
 
 STATEMENT = "Acme Software B.V. releases Ledger Pro to its licensees of its own will."
@@ -94,12 +100,22 @@ def test_a_customer_s_claim_waits_the_full_contest_period(
     with django_capture_on_commit_callbacks(execute=True):
         filed = signed_in_client(subscriber).post(
             "/portal/claims/",
-            {"product": product.pk, "condition": "insolvency", "statement": "Bankrupt."},
+            {
+                "product": product.pk,
+                "condition": "insolvency",
+                "statement": "Bankrupt.",
+                "documents": [SimpleUploadedFile("ruling.pdf", EVIDENCE_PDF)],
+            },
         )
     assert filed.status_code == 302
     claim = ReleaseClaim.objects.get()
     assert claim.state == "vendor_notified"
-    earliest = add_business_days(before, settings.ESCROW_CONTEST_BUSINESS_DAYS)
+    earliest = add_business_days(
+        before,
+        settings.ESCROW_CONTEST_BUSINESS_DAYS,
+        country=product.vendor.country,
+        time_zone=product.vendor.effective_time_zone,
+    )
     assert claim.contest_deadline is not None
     assert earliest <= claim.contest_deadline <= earliest + timedelta(minutes=1)
     vendor_mail = [m for m in mail.outbox if "Release claim for Ledger Pro" in m.subject]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from pypdf import PdfReader
 
 from billing.models import Invoice, Subscription
@@ -14,6 +17,14 @@ from tests.conftest import signed_in_client
 
 def pdf_text(data: bytes) -> str:
     return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+@pytest.fixture(autouse=True)
+def _on_the_licence_anniversary() -> Iterator[None]:
+    """Subscribed on the licence's anniversary (1 January), the first period is a whole
+    year at the whole fee (tests/portal/test_subscribe_page.py has the prorated ones)."""
+    with time_machine.travel(datetime(2027, 1, 1, 10, tzinfo=UTC), tick=False):
+        yield
 
 
 def test_subscribe_invoice_pay_activate(
@@ -48,7 +59,13 @@ def test_subscribe_invoice_pay_activate(
     with django_capture_on_commit_callbacks(execute=True):
         signed_in_client(staff).post(
             "/admin/billing/invoice/",
-            {"action": "record_payment_of_amount_due", "_selected_action": [invoice.pk]},
+            {
+                "action": "record_payment",
+                "_selected_action": [invoice.pk],
+                "apply": "Record a payment",
+                "amount": "605.00",
+                "received_on": "2027-01-01",
+            },
         )
     subscription = Subscription.objects.get()
     assert subscription.state == "active"
@@ -93,14 +110,16 @@ def test_a_customer_cancels_its_subscription(licence, subscriber, other_customer
     subscription = Subscription.objects.get()
     assert (
         signed_in_client(other_customer)
-        .post(f"/portal/subscriptions/{subscription.pk}/cancel/")
+        .post(f"/portal/subscriptions/{subscription.pk}/cancel/", {"confirm": "on"})
         .status_code
         == 404
     )
-    customer.post(f"/portal/subscriptions/{subscription.pk}/cancel/")
+    customer.post(f"/portal/subscriptions/{subscription.pk}/cancel/", {"confirm": "on"})
     subscription.refresh_from_db()
     assert subscription.state == "cancelled"
-    again = customer.post(f"/portal/subscriptions/{subscription.pk}/cancel/", follow=True)
+    again = customer.post(
+        f"/portal/subscriptions/{subscription.pk}/cancel/", {"confirm": "on"}, follow=True
+    )
     assert "it is &#x27;cancelled&#x27;" in again.content.decode()
 
 

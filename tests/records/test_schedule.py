@@ -67,13 +67,21 @@ def last_line(result: subprocess.CompletedProcess[str]) -> str:
 CLAIM_DUE = """
 from datetime import timedelta
 from django.utils import timezone
-from accounts.models import Product, User
+from accounts.models import Product, Role, User
 from escrow.models import ReleaseClaim
-from escrow.services.claims import claim_file
+from escrow.services.claims import claim_eligibility_problem, claim_file, open_claim_of
 from escrow.services.evidence import Upload
+# A demo customer that may claim a product and has no open claim for it (one per product).
+user, product = next(
+    (user, product)
+    for user in User.objects.filter(role=Role.CUSTOMER).order_by("pk")
+    for product in Product.objects.order_by("pk")
+    if not claim_eligibility_problem(organisation=user.organisation, product=product)
+    and open_claim_of(organisation=user.organisation, product=product) is None
+)
 claim = claim_file(
-    product=Product.objects.get(slug="ledger-pro"),
-    filed_by=User.objects.get(email="alice@northwind.example"),
+    product=product,
+    filed_by=user,
     condition="insolvency",
     statement="Declared bankrupt.",
     uploads=[Upload("ruling.pdf", b"%PDF-1.4 ruling")],

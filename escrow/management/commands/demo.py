@@ -5,13 +5,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from escrow.demo import demo_load, demo_refusal
+from records.links import public_origin
 
 
 class Command(BaseCommand):
-    help = "Create the demo data (idempotent) and print every login."
+    help = "Create the demo data (idempotent) and print every login and where each journey starts."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -30,9 +32,12 @@ class Command(BaseCommand):
         if refusal:
             raise CommandError(refusal)
         password = options["password"] or secrets.token_urlsafe(9)
-        result = demo_load(password=password, identity_path=options["identity_file"])
+        try:
+            result = demo_load(password=password, identity_path=options["identity_file"])
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from error
         write = self.stdout.write
-        site = settings.ESCROW_PUBLIC_URL
+        site = public_origin()
         write(self.style.SUCCESS(f"Demo data ready. Logins (all on {site}):"))
         for login in result.logins:
             note = f"  ({login.note})" if login.note else ""
@@ -50,6 +55,11 @@ class Command(BaseCommand):
             write(f"Open one with the age tool: age -d -i {result.identity_path} {sealed} | tar tz")
         write(f"Deposit API token for ledger-pro (shown once): {result.pipeline_token}")
         write(f"Northwind's release key (to open a released file): {result.release_key_path}")
+        write(self.style.SUCCESS("Where each journey starts:"))
+        for journey in result.journeys:
+            note = f" ({journey.note})" if journey.note else ""
+            write(f"  {journey.title}{note}")
+            write(f"      {site}{journey.path}  signed in as {journey.email}")
 
 
 def _local_sealed_file(result: Any) -> Path | None:
