@@ -241,7 +241,8 @@ def export_fail(*, export: DataExport, problem: str) -> None:
     problem = (problem.strip() or "unknown error")[:PROBLEM_CHARS]
     with transaction.atomic():
         locked = (
-            DataExport.objects.select_for_update()
+            # Only the export's own row: PostgreSQL cannot lock the nullable invoice join.
+            DataExport.objects.select_for_update(of=("self",))
             .select_related("organisation", "invoice")
             .get(pk=export.pk)
         )
