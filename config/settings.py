@@ -227,7 +227,25 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60 * 55, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60, minimum=1)
 CELERY_TASK_ACKS_LATE = True
+# A worker process killed mid-task (SIGKILL, out of memory) hands its message back at
+# once instead of acknowledging it: the task runs again elsewhere (tasks are idempotent).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers a message not acknowledged within this time, also one whose worker is
+# still running it or holding it for a retry's countdown: so it must be longer than the
+# longest task (the hard time limit) and the longest retry countdown (EscrowTask
+# retry_backoff_max, up to an hour for backups). A whole worker lost is redelivered
+# after it; a killed worker process at once (reject on worker lost, above).
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT + 10 * 60, minimum=1
+)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must be longer than "
+        f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s), or a running task is "
+        "delivered a second time while it runs."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "audit-chain-verify-daily": {
@@ -236,6 +254,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "vault-reconcile-hourly": {"task": "escrow.vault_reconcile", "schedule": 60 * 60},
     "vault-scrub-weekly": {"task": "escrow.vault_scrub", "schedule": 7 * 24 * 60 * 60},
+    # Mails staff while any deposit lacks a verified copy somewhere (escrow.services.vault_health).
+    "vault-health-hourly": {"task": "escrow.vault_health_check", "schedule": 60 * 60},
+    "deposits-sweep": {"task": "escrow.deposits_sweep", "schedule": 60},
     "notifications-resend": {
         "task": "records.notifications_send_pending",
         "schedule": 10 * 60,
@@ -308,6 +329,15 @@ if env_str("ESCROW_BREAK_GLASS_RECIPIENT"):
 # Where an upload is held while it is checked and sealed: plaintext only ever
 # rests here, in a temporary file removed when the step ends.
 ESCROW_INTAKE_DIR = Path(env_str("ESCROW_INTAKE_DIR", str(VAR_DIR / "intake")))
+# Every in-flight deposit is worked on under a lease (escrow.services.deposits): the
+# receiving process renews it while it streams, checks and seals; one not renewed for
+# this long is taken over by the scheduled sweeper (escrow.services.sweeper).
+ESCROW_DEPOSIT_LEASE_SECONDS = env_int("ESCROW_DEPOSIT_LEASE_SECONDS", 300, minimum=1)
+# How long a stored deposit's queued replication may take (every retry included: about
+# 20 minutes) before the sweeper queues it again.
+ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS = env_int(
+    "ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS", 45 * 60, minimum=1
+)
 ESCROW_MAX_ARCHIVE_BYTES = env_int("ESCROW_MAX_ARCHIVE_BYTES", 8 * 1024**3, minimum=1)
 ESCROW_MAX_MEMBERS = env_int("ESCROW_MAX_MEMBERS", 200_000, minimum=1)
 ESCROW_MAX_EXPANDED_BYTES = env_int("ESCROW_MAX_EXPANDED_BYTES", 64 * 1024**3, minimum=1)
@@ -318,6 +348,22 @@ ESCROW_LINK_SECONDS = env_int("ESCROW_LINK_SECONDS", 3600, minimum=1, maximum=36
 # S3 sites: may `vault prepare-sites` turn versioning on and set a default Object
 # Lock retention (GOVERNANCE: a privileged account can lift it; COMPLIANCE: nobody)?
 ESCROW_S3_MANAGE_BUCKETS = env_bool("ESCROW_S3_MANAGE_BUCKETS", default=True)
+# How long one S3 request may wait to connect, and between two bytes of an answer,
+# and how often it is tried: a hung site fails a request (retries included) within
+# 30 s instead of holding a web worker (vault.s3_client.S3Options refuses more).
+ESCROW_S3_CONNECT_TIMEOUT = env_int("ESCROW_S3_CONNECT_TIMEOUT", 5, minimum=1)
+ESCROW_S3_READ_TIMEOUT = env_int("ESCROW_S3_READ_TIMEOUT", 12, minimum=1)
+ESCROW_S3_MAX_ATTEMPTS = env_int("ESCROW_S3_MAX_ATTEMPTS", 2, minimum=1)
+from vault.s3_client import S3Options  # noqa: E402  (the one check of these three)
+
+try:  # refused at start-up, not at the first request
+    S3Options(
+        connect_timeout=ESCROW_S3_CONNECT_TIMEOUT,
+        read_timeout=ESCROW_S3_READ_TIMEOUT,
+        max_attempts=ESCROW_S3_MAX_ATTEMPTS,
+    )
+except ValueError as error:
+    raise ImproperlyConfigured(f"ESCROW_S3_* timeouts: {error}") from None
 ESCROW_OBJECT_LOCK_MODE = env_str("ESCROW_OBJECT_LOCK_MODE", "GOVERNANCE")
 if ESCROW_OBJECT_LOCK_MODE not in ("GOVERNANCE", "COMPLIANCE"):
     raise ImproperlyConfigured("ESCROW_OBJECT_LOCK_MODE must be GOVERNANCE or COMPLIANCE.")
@@ -347,6 +393,10 @@ ESCROW_INVOICE_PAYMENT_DETAILS = env_str(
     "Bank transfer to IBAN NL00 BANK 0123 4567 89, quoting the invoice number.",
 )
 ESCROW_STALE_DEPOSIT_DAYS = env_int("ESCROW_STALE_DEPOSIT_DAYS", 90, minimum=1)
+# How long a stored deposit may have fewer verified copies than there are sites (counted
+# from its first verified copy) before `vault health` fails and staff are mailed: the
+# replication task's retries (about 20 minutes) and the next hourly reconcile fit in it.
+ESCROW_COPY_GRACE_SECONDS = env_int("ESCROW_COPY_GRACE_SECONDS", 2 * 60 * 60, minimum=60)
 # Release claims: the vendor's contest period, and the evidence documents
 # accepted (PDF, PNG, JPEG; checked by content, not by name).
 ESCROW_CONTEST_BUSINESS_DAYS = env_int("ESCROW_CONTEST_BUSINESS_DAYS", 10, minimum=0)

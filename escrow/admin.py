@@ -39,7 +39,17 @@ class DepositCopyInline(admin.TabularInline):
 
 @admin.register(Deposit)
 class DepositAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
-    list_display = ("product", "version", "state", "archive_size", "created_at")
+    # Who works on an in-flight deposit and until when: a lease in the past is one the
+    # sweeper takes over within a minute (docs/operations.md).
+    list_display = (
+        "product",
+        "version",
+        "state",
+        "lease_owner",
+        "lease_expires_at",
+        "archive_size",
+        "created_at",
+    )
     list_filter = ("state", "product")
     search_fields = ("version", "archive_sha256")
     inlines = (DepositCopyInline,)

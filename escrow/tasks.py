@@ -9,16 +9,21 @@ from typing import Any
 from celery import shared_task
 from django.core.mail import mail_admins
 from django.utils import timezone
-from django_fsm import can_proceed
 
 from escrow.backups.service import BackupFailed, backup_drill, backup_run
 from escrow.models import ClaimRelease, ClaimState, DataExport, Deposit, DepositState, ReleaseClaim
 from escrow.services.claims import claim_notify_vendor, claims_contest_elapsed
-from escrow.services.deposits import deposit_fail
 from escrow.services.exports import export_build, export_fail, exports_fail_stuck
 from escrow.services.intake import deposit_store_sealed
 from escrow.services.releases import release_letter_render
-from escrow.services.replication import deposit_replicate_copies, vault_reconcile, vault_scrub
+from escrow.services.replication import (
+    deposit_replicate_copies,
+    deposit_replication_gave_up,
+    vault_reconcile,
+    vault_scrub,
+)
+from escrow.services.sweeper import deposits_sweep
+from escrow.services.vault_health import vault_health_check
 from records.queue import EscrowTask
 from vault.sites import SiteError, SiteUnavailable
 
@@ -27,19 +32,33 @@ logger = logging.getLogger(__name__)
 
 @shared_task(base=EscrowTask, name="escrow.deposit_store_sealed")
 def deposit_store_sealed_task(deposit_id: int) -> None:
-    """Store a sealed deposit from the outbox in the primary site. The service itself
-    leaves the deposit ``failed`` with the reason when the site refuses or is down (the
-    outbox is on the receiving machine, so a retry is a staff action, not this task's)."""
+    """Store a sealed deposit from the primary site, on any machine. The service leaves
+    the deposit ``failed`` with the reason (and tells staff) when the site refuses or is
+    down, and does nothing while another live process holds its lease, so a redelivered
+    task is harmless."""
     deposit = Deposit.objects.filter(pk=deposit_id, state=DepositState.SEALED).first()
     if deposit is not None:
         deposit_store_sealed(deposit=deposit)
 
 
+@shared_task(base=EscrowTask, name="escrow.deposits_sweep")
+def deposits_sweep_task() -> dict[str, int]:
+    """Take over in-flight deposits whose lease expired; remove orphaned intake files."""
+    sweep = deposits_sweep(now=timezone.now())
+    return {
+        "failed": len(sweep.failed),
+        "resumed": len(sweep.resumed),
+        "removed": len(sweep.removed),
+    }
+
+
 class DepositReplicateTask(EscrowTask):
     def give_up(self, exc: BaseException, **kwargs: Any) -> None:
+        # The deposit stays stored (safe in the primary); staff are told which sites lack
+        # it, and the hourly reconcile carries on where the retries stopped.
         deposit = Deposit.objects.filter(pk=kwargs.get("deposit_id", 0)).first()
-        if deposit is not None and can_proceed(deposit.fail):
-            deposit_fail(deposit=deposit, problem=f"replicate: {exc}")
+        if deposit is not None:
+            deposit_replication_gave_up(deposit=deposit, reason=f"{type(exc).__name__}: {exc}")
 
 
 @shared_task(
@@ -63,7 +82,12 @@ def vault_reconcile_task() -> dict[str, int]:
     if repairs.problems:
         logger.error("vault reconcile left problems: %s", repairs.problems)
         mail_admins("Vault reconcile left problems", "\n".join(repairs.problems))
-    return {"copied": len(repairs.copied), "problems": len(repairs.problems)}
+    return {
+        "copied": len(repairs.copied),
+        "recorded": len(repairs.recorded),
+        "promoted": len(repairs.promoted),
+        "problems": len(repairs.problems),
+    }
 
 
 @shared_task(base=EscrowTask, name="escrow.vault_scrub")
@@ -75,7 +99,19 @@ def vault_scrub_task() -> dict[str, int]:
             "Vault scrub found damaged copies",
             "\n".join([*(f"healed {line}" for line in repairs.healed), *repairs.problems]),
         )
-    return {"healed": len(repairs.healed), "problems": len(repairs.problems)}
+    return {
+        "healed": len(repairs.healed),
+        "recorded": len(repairs.recorded),
+        "promoted": len(repairs.promoted),
+        "problems": len(repairs.problems),
+    }
+
+
+@shared_task(base=EscrowTask, name="escrow.vault_health_check")
+def vault_health_check_task() -> dict[str, int]:
+    """Check every deposit has a verified copy in every site; mail staff when not."""
+    health = vault_health_check()
+    return {"checked": health.checked, "problems": len(health.problems)}
 
 
 class ExportBuildTask(EscrowTask):

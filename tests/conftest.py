@@ -46,6 +46,10 @@ def skip_or_fail(reason: str) -> None:
 def _isolated_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ESCROW_SITES = default_sites(tmp_path / "vault")
+    # The backup site holds the audit anchors the chain check compares with: never the
+    # developer's own var/backups, whose anchors belong to another database's chain.
+    settings.ESCROW_BACKUP_SITE = default_sites(tmp_path / "backups")[0] | {"name": "backup"}
+    settings.ESCROW_BACKUP_IDENTITY_PATH = tmp_path / "var" / "backup_identity.txt"
     settings.VAR_DIR = tmp_path / "var"
     settings.ESCROW_INTAKE_DIR = tmp_path / "intake"
     settings.ESCROW_SIGNING_KEY_PATH = tmp_path / "var" / "signing_key.pem"

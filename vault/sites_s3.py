@@ -107,7 +107,7 @@ class S3Site:
                 signature_version="s3v4",
                 # Other providers (MinIO, Ceph, moto) rarely have virtual-host DNS set up.
                 s3={"addressing_style": "path" if endpoint else "auto"},
-                retries={"mode": "standard", "max_attempts": self.options.max_attempts},
+                retries={"mode": "standard", "total_max_attempts": self.options.max_attempts},
                 connect_timeout=self.options.connect_timeout,
                 read_timeout=self.options.read_timeout,
                 user_agent_extra="software-escrow-vault",

@@ -15,14 +15,37 @@ from rest_framework.views import APIView
 
 from escrow.api.serializers import DepositSerializer
 from escrow.models import Deposit, DepositState
-from escrow.services.intake import DepositConflict, DepositRefused, deposit_receive
+from escrow.services.intake import (
+    INTAKE_FULL,
+    SAFE_STATES,
+    DepositConflict,
+    DepositRefused,
+    Received,
+    deposit_receive,
+)
 from vault.keys import NoNotaryRecipient
 
 PIPELINE_HEADER = re.compile(r"^HTTP_X_PIPELINE_([A-Z0-9_]{1,60})$")
-STATUS_FOR_STATE = {
-    DepositState.REJECTED: status.HTTP_422_UNPROCESSABLE_ENTITY,
-    DepositState.FAILED: status.HTTP_503_SERVICE_UNAVAILABLE,
-}
+#: When a pipeline should try a failed deposit again (``Retry-After``, seconds).
+RETRY_AFTER_SECONDS = 60
+
+
+def _answer(received: Received) -> tuple[int, dict[str, str]]:
+    """The status code (and headers) that claim no more than the deposit's real state:
+    200 only when it was already safe in the primary site, 202 for work accepted or in
+    progress (follow ``status_url``), 422 rejected, 507 a full intake folder, 503 any
+    other failure (try again after ``Retry-After``)."""
+    deposit = received.deposit
+    if deposit.state == DepositState.REJECTED:
+        return status.HTTP_422_UNPROCESSABLE_ENTITY, {}
+    if deposit.state == DepositState.FAILED:
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if deposit.problem.startswith(INTAKE_FULL):
+            return status.HTTP_507_INSUFFICIENT_STORAGE, retry
+        return status.HTTP_503_SERVICE_UNAVAILABLE, retry
+    if received.outcome == "already" and deposit.state in SAFE_STATES:
+        return status.HTTP_200_OK, {}
+    return status.HTTP_202_ACCEPTED, {}
 
 
 def _pipeline_metadata(request: Request) -> dict[str, str]:
@@ -50,9 +73,10 @@ class DepositUploadView(APIView):
         summary="Deposit a build",
         description=(
             "The archive (tar, tar.gz, tar.xz, tar.bz2 or zip) is the raw request body. "
-            "The same version with the same SHA-256 returns the existing deposit; with "
-            "another SHA-256 it is a conflict. Optional X-Pipeline-* headers (Commit, "
-            "Build-Url, ...) are recorded in the signed manifest."
+            "The same version with the same SHA-256 continues the existing deposit: 200 "
+            "when it is already safe, 202 with its real state when it was resumed or is in "
+            "progress; with another SHA-256 it is a conflict. Optional X-Pipeline-* headers "
+            "(Commit, Build-Url, ...) are recorded in the signed manifest."
         ),
         request={"application/octet-stream": OpenApiTypes.BINARY},
         parameters=[
@@ -68,9 +92,13 @@ class DepositUploadView(APIView):
         ],
         responses={
             202: OpenApiResponse(
-                DepositSerializer, "Accepted: checked, sealed and stored; replication follows."
+                DepositSerializer,
+                "Accepted, not yet complete: `state` says how far it is (normally stored; "
+                "replication follows). Follow `status_url` until it is replicated.",
             ),
-            200: OpenApiResponse(DepositSerializer, "This archive was already deposited."),
+            200: OpenApiResponse(
+                DepositSerializer, "This archive was already deposited and is stored."
+            ),
             400: OpenApiResponse(description="The request is malformed; nothing was recorded."),
             401: OpenApiResponse(description="No valid token."),
             403: OpenApiResponse(description="The token is for another product or network."),
@@ -78,7 +106,16 @@ class DepositUploadView(APIView):
             422: OpenApiResponse(
                 DepositSerializer, "The archive was rejected; `problem` says why."
             ),
-            503: OpenApiResponse(description="Storage failed or no notary key; retry later."),
+            503: OpenApiResponse(
+                DepositSerializer,
+                "Storage failed (`state: failed`, `problem` says why) or no notary key; "
+                "upload the same archive again after `Retry-After` seconds.",
+            ),
+            507: OpenApiResponse(
+                DepositSerializer,
+                "The intake folder is full; nothing was kept. Upload again after "
+                "`Retry-After` seconds.",
+            ),
         },
     )
     def put(self, request: Request, product_slug: str, version: str) -> Response:
@@ -105,11 +142,11 @@ class DepositUploadView(APIView):
             return Response({"detail": str(missing)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         deposit = received.deposit
         deposit.refresh_from_db()
-        answer = STATUS_FOR_STATE.get(DepositState(deposit.state))
-        if answer is None:
-            answer = status.HTTP_202_ACCEPTED if received.created else status.HTTP_200_OK
+        answer, headers = _answer(received)
         return Response(
-            DepositSerializer(deposit, context={"request": request}).data, status=answer
+            DepositSerializer(deposit, context={"request": request}).data,
+            status=answer,
+            headers=headers,
         )
 
 

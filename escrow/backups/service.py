@@ -5,7 +5,9 @@ A backup is one tar file, encrypted with age to the backup recipients:
 ``database.sqlite3`` or ``database.pgdump`` (pg_dump custom format),
 ``inventory.json`` (every stored object: site, key, version, SHA-256) and
 ``meta.json`` (when, which database, the row count of every table and the
-audit chain's head, for the drill to compare against)."""
+audit chain's head, for the drill to compare against). Beside it, in the clear, an
+audit anchor (records.services.audit): the same head, and the hash of every entry
+since the last anchor, which the daily chain check compares the live chain with."""
 
 from __future__ import annotations
 
@@ -34,7 +36,12 @@ from escrow.backups.retention import Keep, apply_policy
 from escrow.backups.store import backup_delete, backup_site_config, backup_store
 from escrow.models import Backup, BackupDrill, DepositCopy
 from records.models import AuditChainHead, AuditEntry, StoredFile
-from records.services.audit import audit_chain_check, audit_record
+from records.services.audit import (
+    AnchorError,
+    audit_anchor_write,
+    audit_chain_check,
+    audit_record,
+)
 from vault import age
 from vault.keys import new_identity_file, write_key_once
 from vault.site_clients import all_sites
@@ -208,7 +215,17 @@ def backup_run(*, now: datetime | None = None) -> Backup:
                 stream.seek(0)
                 key = f"backups/{now:%Y/%m/%d}/backup-{now:%Y%m%dT%H%M%S%f}Z.tar.age"
                 stored = backup_store().put(key, stream, sha256=sha256, size=size)
-    except (BackupError, SiteError, OSError, age.AgeError) as error:
+        # The chain head the dump holds, kept in the clear beside it (the backup itself
+        # is encrypted): the daily chain check compares the live chain with it.
+        if meta["audit_head"]:
+            head = meta["audit_head"]
+            audit_anchor_write(
+                site=backup_store(),
+                source=f"backup {key}",
+                now=now,
+                head=(head["sequence"], head["entry_hash"]),
+            )
+    except (BackupError, SiteError, OSError, age.AgeError, AnchorError) as error:
         raise BackupFailed(_failed(now, str(error)), error) from error
     backup = Backup.objects.create(
         created_at=now,
@@ -448,7 +465,7 @@ def backup_drill(*, identity_file: Path | None = None) -> BackupDrill:
         scratch = connect()
         try:
             restored_counts = _table_counts(scratch.cursor(), list(meta["tables"]))
-            chain = _restored_chain(scratch)
+            chain, restored_hashes = _restored_chain(scratch)
         finally:
             scratch.close()
     report["tables"] = len(restored_counts)
@@ -471,7 +488,7 @@ def backup_drill(*, identity_file: Path | None = None) -> BackupDrill:
             .first()
         )
         if live != head.get("entry_hash"):
-            problems.append(f"the live audit chain differs at entry #{head['sequence']}")
+            problems.append(_live_chain_rewritten(restored_hashes, head["sequence"]))
     drill = BackupDrill.objects.create(
         backup=backup, ok=not problems, report=report, problem="; ".join(problems)
     )
@@ -498,14 +515,32 @@ _AUDIT_COLUMNS = (
 )
 
 
-def _restored_chain(scratch: Any) -> Any:
-    """Check the audit chain of a restored database, read with plain SQL."""
+def _live_chain_rewritten(restored: dict[int, str], head_sequence: int) -> str:
+    """Where the live chain stopped matching the backed-up one: the first entry whose
+    hash differs (or that is gone), as the backup still holds every entry."""
+    live = dict(
+        AuditEntry.objects.filter(sequence__lte=head_sequence).values_list("sequence", "entry_hash")
+    )
+    for sequence in range(1, head_sequence + 1):
+        if live.get(sequence) != restored.get(sequence):
+            now = "is missing" if sequence not in live else "has another hash"
+            return (
+                f"the live audit chain was rewritten from entry #{sequence}: the backup "
+                f"holds it with hash {str(restored.get(sequence))[:12]}…, the live entry {now}"
+            )
+    return f"the live audit chain differs at entry #{head_sequence}"
+
+
+def _restored_chain(scratch: Any) -> tuple[Any, dict[int, str]]:
+    """Check the audit chain of a restored database, read with plain SQL; also return
+    each restored entry's hash, to find where the live chain departs from it."""
     cursor = scratch.cursor()
     cursor.execute(f"SELECT {', '.join(_AUDIT_COLUMNS)} FROM records_auditentry ORDER BY sequence")
+    rows = [dict(zip(_AUDIT_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    hashes: dict[int, str] = {fields["sequence"]: fields["entry_hash"] for fields in rows}
 
     def entries() -> Iterator[AuditEntry]:
-        for row in cursor.fetchall():
-            fields = dict(zip(_AUDIT_COLUMNS, row, strict=True))
+        for fields in rows:
             created = fields["created_at"]
             if isinstance(created, str):  # SQLite keeps UTC text without a zone
                 created = datetime.fromisoformat(created).replace(tzinfo=UTC)
@@ -517,7 +552,8 @@ def _restored_chain(scratch: Any) -> Any:
     head_cursor = scratch.cursor()
     head_cursor.execute("SELECT sequence, entry_hash FROM records_auditchainhead WHERE id = 1")
     head = head_cursor.fetchone() or (0, "")
-    return audit_chain_check(entries(), head_sequence=head[0], head_hash=head[1])
+    report = audit_chain_check(entries(), head_sequence=head[0], head_hash=head[1])
+    return report, hashes
 
 
 @contextmanager

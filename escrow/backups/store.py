@@ -58,17 +58,29 @@ def backup_delete(key: str, version_id: str = "") -> None:
             os.chmod(path, 0o600)  # stored files are read-only
             path.unlink()
         return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from vault.s3_client import is_transient
+
     client = _s3_client(site)
     # On a versioned bucket only deleting the version removes the data.
     extra = {"VersionId": version_id} if version_id else {}
-    client.delete_object(Bucket=site["bucket"], Key=key, **extra)  # type: ignore[attr-defined]
+    try:
+        client.delete_object(Bucket=site["bucket"], Key=key, **extra)  # type: ignore[attr-defined]
+    except (BotoCoreError, ClientError) as error:
+        raise SiteError(
+            f"could not delete {key!r} from bucket {site['bucket']!r}: {error}",
+            site=site["name"],
+            transient=is_transient(error),
+        ) from error
 
 
 def _s3_client(site: StorageSite) -> object:
-    import boto3
+    """A client with the vault's bounded waits: a hung backup site fails the prune
+    within seconds instead of holding the worker (see vault.s3_client.S3Options)."""
+    from vault.s3_client import create_client
 
-    return boto3.session.Session().client(
-        "s3",
+    return create_client(
         endpoint_url=site["endpoint_url"] or None,
         region_name=site["region"] or None,
         aws_access_key_id=site["access_key_id"] or None,

@@ -72,6 +72,17 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
     problem = models.TextField(
         blank=True, help_text="Why the deposit was rejected or why its last step failed."
     )
+    # Who works on an in-flight deposit, and until when (escrow.services.leases): a
+    # lease that is not renewed expires, and the sweeper takes the deposit over.
+    lease_owner = models.CharField(
+        max_length=200, blank=True, help_text="host:pid:lease of the process working on it."
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    seal_attempt = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The sealing attempt whose ciphertext and manifest are in the primary site.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -90,10 +101,22 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.product.slug} {self.version}"
 
-    def object_key(self, kind: str) -> str:
-        """Where a stored part of this deposit lives in every site."""
+    def object_key(self, kind: str, *, attempt: str | None = None) -> str:
+        """Where a stored part of this deposit lives in every site.
+
+        The sealed file and manifest are written to the primary site before the
+        deposit is ``sealed`` (so any process can store it), under the sealing
+        attempt's own folder: an interrupted attempt's objects are never deleted
+        (no site deletes), and a new attempt, whose ciphertext differs, must not
+        collide with them. Deposits sealed before attempts existed keep the old keys."""
         names = {"sealed": "sealed.age", "manifest": "manifest.json", "signature": "manifest.sig"}
-        return f"deposits/{self.product.slug}/{self.pk}/{names[kind]}"
+        attempt = self.seal_attempt if attempt is None else attempt
+        folder = f"deposits/{self.product.slug}/{self.pk}"
+        return f"{folder}/{attempt}/{names[kind]}" if attempt else f"{folder}/{names[kind]}"
+
+    def release_lease(self) -> None:
+        self.lease_owner = ""
+        self.lease_expires_at = None
 
     @transition(
         field=state,
@@ -113,7 +136,15 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         target=DepositState.SEALED,
         permission=roles.system_only,
     )
-    def seal(self, *, ciphertext_sha256: str, ciphertext_size: int, sealed_for: list[str]) -> None:
+    def seal(
+        self,
+        *,
+        ciphertext_sha256: str,
+        ciphertext_size: int,
+        sealed_for: list[str],
+        attempt: str = "",
+    ) -> None:
+        self.seal_attempt = attempt
         self.ciphertext_sha256 = ciphertext_sha256
         self.ciphertext_size = ciphertext_size
         self.sealed_for = sealed_for
@@ -125,7 +156,7 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         permission=roles.system_only,
     )
     def store(self) -> None:
-        pass
+        self.problem = ""
 
     @transition(
         field=state,
@@ -134,7 +165,8 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         permission=roles.system_only,
     )
     def replicate(self) -> None:
-        pass
+        self.problem = ""
+        self.release_lease()
 
     @transition(
         field=state,
@@ -153,6 +185,7 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
     )
     def reject(self, *, problem: str) -> None:
         self.problem = problem
+        self.release_lease()
 
     @transition(
         field=state,
@@ -163,6 +196,7 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
     def fail(self, *, problem: str) -> None:
         self.failed_from = self.state
         self.problem = problem
+        self.release_lease()
 
     @transition(
         field=state,
@@ -170,9 +204,12 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
         target=RETURN_VALUE(*IN_FLIGHT_STATES),
         permission=roles.staff_or_system,
     )
-    def retry(self) -> Any:
-        resume_at = self.failed_from
+    def retry(self, *, resume_at: str = "") -> Any:
+        # A deposit that failed while checking is checked again from the start: the
+        # new upload brings the archive, and its manifest is rebuilt from it.
+        resume_at = resume_at or self.failed_from
         self.failed_from = ""
+        self.problem = ""
         return resume_at
 
 

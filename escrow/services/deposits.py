@@ -8,14 +8,22 @@ staff retry a failed deposit in the admin."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import mail_admins
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organisation, Product, User
 from escrow.models import Deposit, DepositAcknowledgement, DepositState, DepositToken
+from escrow.models.deposits import IN_FLIGHT_STATES
 from records.models import Notification
 from records.queue import enqueue
 from records.services.audit import audit_record
@@ -23,6 +31,75 @@ from records.services.notifications import notification_queue
 from records.services.transitions import TransitionRefused, apply_transition
 from vault.keys import system_signing_key
 from vault.manifest import sign_manifest
+
+#: A lease owner that names no process: the work was handed to a queued task, which
+#: any worker may take at once; if none does before it expires, the sweeper queues it again.
+QUEUED = "queued:"
+
+
+def lease_owner_new() -> str:
+    """A lease owner for this process: ``<host>:<pid>:<random>``. The random part alone
+    names the intake files of the work done under it (``deposit-<id>.<random>.plain``)."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{secrets.token_hex(8)}"
+
+
+def lease_token(owner: str) -> str:
+    """The random part of a lease owner, safe in a file or key name."""
+    return owner.rsplit(":", 1)[-1]
+
+
+def _lease_until(now: datetime, seconds: int | None = None) -> datetime:
+    return now + timedelta(seconds=seconds or settings.ESCROW_DEPOSIT_LEASE_SECONDS)
+
+
+def deposit_lease_take(
+    *, deposit: Deposit, owner: str, now: datetime | None = None, seconds: int | None = None
+) -> bool:
+    """Take (or renew) the lease of an in-flight deposit for ``owner``: a compare-and-set
+    on the row, so of two processes only one wins. It succeeds only while the deposit is
+    still in the state this copy of it shows and its lease is free, expired, handed to a
+    queued task or already ``owner``'s. The instance follows the row."""
+    now = now or timezone.now()
+    if deposit.state not in IN_FLIGHT_STATES:
+        return False
+    free = (
+        Q(lease_expires_at__isnull=True)
+        | Q(lease_expires_at__lte=now)
+        | Q(lease_owner=owner)
+        | Q(lease_owner__startswith=QUEUED)
+    )
+    until = _lease_until(now, seconds)
+    taken = Deposit.objects.filter(free, pk=deposit.pk, state=deposit.state).update(
+        lease_owner=owner, lease_expires_at=until, updated_at=now
+    )
+    if taken:
+        deposit.lease_owner, deposit.lease_expires_at = owner, until
+    return bool(taken)
+
+
+def deposit_lease_renew(*, deposit: Deposit, owner: str, now: datetime | None = None) -> bool:
+    """Extend ``owner``'s live lease; False when it was lost (expired and taken over by
+    the sweeper, or the deposit moved on): the caller must stop and change nothing."""
+    now = now or timezone.now()
+    until = _lease_until(now)
+    renewed = Deposit.objects.filter(
+        pk=deposit.pk, state=deposit.state, lease_owner=owner, lease_expires_at__gt=now
+    ).update(lease_expires_at=until)
+    if renewed:
+        deposit.lease_expires_at = until
+    return bool(renewed)
+
+
+def deposit_lease_hand_on(
+    *, deposit: Deposit, task_name: str, seconds: int | None = None, now: datetime | None = None
+) -> None:
+    """Hand the deposit to a queued task: any worker may take the lease at once, and if
+    none has finished by ``seconds`` from now the sweeper queues the task again. Called
+    in the transaction that queues the task."""
+    now = now or timezone.now()
+    owner, until = f"{QUEUED}{task_name}", _lease_until(now, seconds)
+    Deposit.objects.filter(pk=deposit.pk).update(lease_owner=owner, lease_expires_at=until)
+    deposit.lease_owner, deposit.lease_expires_at = owner, until
 
 
 def deposit_register(
@@ -35,12 +112,15 @@ def deposit_register(
     pipeline: Mapping[str, str] | None = None,
     actor: User | None = None,
     actor_label: str | None = None,
+    lease_owner: str = "",
 ) -> Deposit:
     """Record a newly received deposit (state ``received``) after validating its fields.
 
     The deposit API (escrow.services.intake) records every upload through this,
     and so do the test factories. A concurrent upload of the same version makes
-    this raise ``ValidationError`` or ``IntegrityError``; intake answers it."""
+    this raise ``ValidationError`` or ``IntegrityError``; intake answers it. The
+    deposit is born under a lease (``lease_owner``, or a new one): no state without
+    an owner, so one whose receiver dies is found by the sweeper."""
     deposit = Deposit(
         product=product,
         version=version,
@@ -48,8 +128,10 @@ def deposit_register(
         archive_size=archive_size,
         token=token,
         pipeline=dict(pipeline or {}),
+        lease_owner=lease_owner or lease_owner_new(),
+        lease_expires_at=_lease_until(timezone.now()),
     )
-    deposit.full_clean(exclude=["state", "token"])
+    deposit.full_clean(exclude=["state", "token", "lease_owner", "lease_expires_at"])
     with transaction.atomic():
         deposit.save(force_insert=True)
         audit_record(
@@ -78,9 +160,15 @@ def deposit_verify(
 
 
 def deposit_seal(
-    *, deposit: Deposit, ciphertext_sha256: str, ciphertext_size: int, sealed_for: list[str]
+    *,
+    deposit: Deposit,
+    ciphertext_sha256: str,
+    ciphertext_size: int,
+    sealed_for: list[str],
+    attempt: str = "",
 ) -> Deposit:
-    """The archive was encrypted for the notaries (system only)."""
+    """The archive was encrypted for the notaries (system only). ``attempt`` names the
+    sealing attempt whose sealed file and manifest are already in the primary site."""
     return apply_transition(
         deposit,
         "seal",
@@ -88,7 +176,12 @@ def deposit_seal(
         ciphertext_sha256=ciphertext_sha256,
         ciphertext_size=ciphertext_size,
         sealed_for=sealed_for,
-        details={"ciphertext_sha256": ciphertext_sha256, "recipients": sealed_for},
+        attempt=attempt,
+        details={
+            "ciphertext_sha256": ciphertext_sha256,
+            "recipients": sealed_for,
+            "attempt": attempt,
+        },
     )
 
 
@@ -147,18 +240,43 @@ def deposit_reject(*, deposit: Deposit, problem: str) -> Deposit:
     return apply_transition(deposit, "reject", actor=None, reason=problem, problem=problem)
 
 
-def deposit_fail(*, deposit: Deposit, problem: str) -> Deposit:
-    """An infrastructure step failed; the deposit waits for a retry, never dropped."""
-    return apply_transition(deposit, "fail", actor=None, reason=problem, problem=problem)
+def deposit_fail(*, deposit: Deposit, problem: str, tell_staff: bool = False) -> Deposit:
+    """An infrastructure step failed; the deposit waits for a retry, never dropped.
+
+    With ``tell_staff`` the reason is mailed to staff once the failure commits: the
+    intake and the sweeper use it, so no deposit fails without a person being told
+    (the replication task's own final failure is mailed by records.queue)."""
+    with transaction.atomic():
+        apply_transition(deposit, "fail", actor=None, reason=problem, problem=problem)
+        if tell_staff:
+            subject = f"Deposit {deposit.product.slug} {deposit.version} failed"
+            body = (
+                f"Deposit #{deposit.pk} ({deposit.product.slug} {deposit.version}) failed "
+                f"from '{deposit.failed_from}':\n{problem}\n\n"
+                "The pipeline's status URL shows the same reason. See docs/operations.md, "
+                "'Deposit failed'."
+            )
+            transaction.on_commit(lambda: mail_admins(subject, body))
+    return deposit
+
+
+def _durable(deposit: Deposit) -> bool:
+    """Whether what the failed step needs is in the primary site, not only on the
+    machine that received the upload: a sealed attempt, or stored copies."""
+    if deposit.failed_from == DepositState.SEALED:
+        return bool(deposit.seal_attempt)
+    return deposit.failed_from == DepositState.STORED
 
 
 def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> Deposit:
     """Return a failed deposit to the step that failed and run that step again.
 
-    Only steps that need nothing but what is already sealed can be retried
-    here: storing (from the outbox) and replicating (from the primary). A
-    deposit that failed before it was sealed needs the pipeline to upload the
-    same archive again, which resumes it."""
+    Only steps that need nothing but what the primary site holds can be retried
+    here, on any machine: storing (the sealed file and manifest are in the primary
+    since sealing) and replicating. A deposit that failed before it was sealed needs
+    the pipeline to upload the same archive again, which resumes it (so does one
+    sealed into a machine's outbox before sealed files went to the primary: its
+    store fails again, naming that)."""
     follow_up = {
         DepositState.SEALED.value: "escrow.deposit_store_sealed",
         DepositState.STORED.value: "escrow.deposit_replicate_copies",
@@ -168,6 +286,15 @@ def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> 
             f"Deposit #{deposit.pk} failed before it was sealed ({deposit.problem}); "
             "nothing of it is kept, so the pipeline must upload the same archive again."
         )
+    if follow_up is not None:
+        # Handed to the queued task within the retry's own transaction (the save below).
+        seconds = (
+            settings.ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS
+            if deposit.failed_from == DepositState.STORED
+            else None
+        )
+        deposit.lease_owner = f"{QUEUED}{follow_up}"
+        deposit.lease_expires_at = _lease_until(timezone.now(), seconds)
 
     def queue_follow_up() -> None:
         if follow_up is not None:
@@ -178,14 +305,23 @@ def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> 
     )
 
 
-def deposit_resume_upload(*, deposit: Deposit, actor_label: str, reason: str) -> Deposit:
-    """The pipeline uploaded the archive of a deposit that failed before it was sealed
-    again: return it to the step that failed, for this upload to carry on from there."""
-    if deposit.state == DepositState.FAILED and deposit.failed_from not in (
-        DepositState.RECEIVED,
-        DepositState.VERIFIED,
-    ):
+def deposit_resume_upload(
+    *, deposit: Deposit, actor_label: str, reason: str, lease_owner: str
+) -> Deposit:
+    """The pipeline uploaded the archive of a failed deposit whose sealed file never
+    reached the primary site again: it starts over from ``received`` under the
+    uploading process's lease, and this upload carries it from there."""
+    if deposit.state == DepositState.FAILED and _durable(deposit):
         raise TransitionRefused(
             f"Deposit #{deposit.pk} failed after it was sealed; staff retry it (deposit_retry)."
         )
-    return apply_transition(deposit, "retry", actor=None, actor_label=actor_label, reason=reason)
+    deposit.lease_owner = lease_owner
+    deposit.lease_expires_at = _lease_until(timezone.now())
+    return apply_transition(
+        deposit,
+        "retry",
+        actor=None,
+        actor_label=actor_label,
+        reason=reason,
+        resume_at=DepositState.RECEIVED,
+    )

@@ -2,20 +2,30 @@
 
 The steps that need the plaintext (receive, check, seal) run in the process
 that received the upload, so the source never leaves that machine and never
-rests outside one temporary file in ESCROW_INTAKE_DIR, removed when sealing
-ends, also on failure. The sealed file waits in the outbox (it is encrypted,
-so it may rest on disk) until the primary site holds a verified copy; from
-then on Celery tasks replicate it from the primary.
+rests outside one intake file in ESCROW_INTAKE_DIR named by deposit and lease
+(``deposit-<id>.<lease>.plain``, the ciphertext ``deposit-<id>.<lease>.age.part``,
+and an empty ``deposit-<id>.<lease>.lease`` whose modification time is the lease's
+expiry), removed when sealing ends, also on failure; the sweeper removes any whose lease
+expired (a killed process). Sealing ends by putting the sealed file and the
+manifest in the primary site, read back and verified, *before* the deposit is
+``sealed``: from then on any process on any machine can store it (record its
+copies, ``stored``) and replicate it.
+
+Every step runs under the deposit's lease (escrow.services.deposits), renewed
+while the body streams and the archive is sealed; a process that finds its lease
+lost (the sweeper took the deposit over) stops without changing anything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import logging
 import os
 import re
-import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +35,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 
 from escrow.models import Deposit, DepositCopy, DepositState, DepositToken
 from escrow.models.deposits import version_validator
 from escrow.services.deposits import (
     deposit_fail,
+    deposit_lease_hand_on,
+    deposit_lease_renew,
+    deposit_lease_take,
     deposit_register,
     deposit_reject,
     deposit_resume_upload,
@@ -37,6 +51,8 @@ from escrow.services.deposits import (
     deposit_seal,
     deposit_store,
     deposit_verify,
+    lease_owner_new,
+    lease_token,
 )
 from escrow.services.recipients import seal_recipients
 from records.queue import enqueue_on_commit
@@ -56,6 +72,11 @@ from vault.sites import SiteError, StorageSiteClient
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+#: States in which a deposit is safe in the primary site: only then is a re-upload
+#: answered "already deposited".
+SAFE_STATES = (DepositState.STORED, DepositState.REPLICATED, DepositState.ACKNOWLEDGED)
+#: The problem prefix of a deposit failed because the intake folder was full.
+INTAKE_FULL = "intake_full"
 
 
 class DepositRefused(Exception):
@@ -70,10 +91,74 @@ class DepositConflict(Exception):
         self.existing = existing
 
 
+class LeaseLost(Exception):
+    """This process's lease on the deposit expired and another took it over."""
+
+
 @dataclass(frozen=True)
 class Received:
+    """What an upload did. ``outcome``: ``new`` (recorded and carried as far as it
+    went), ``resumed`` (an incomplete deposit of the same archive was carried on),
+    ``already`` (it was already safe in the primary site: nothing was done), ``busy``
+    (another live process is working on it: nothing was done)."""
+
     deposit: Deposit
-    created: bool
+    outcome: str
+
+    @property
+    def created(self) -> bool:
+        return self.outcome == "new"
+
+
+def _intake_file(deposit: Deposit, owner: str, suffix: str) -> Path:
+    """An intake file's name says whose it is: the deposit and the lease it is worked under."""
+    return settings.ESCROW_INTAKE_DIR / f"deposit-{deposit.pk}.{lease_token(owner)}.{suffix}"
+
+
+class _Lease:
+    """Keeps this process's lease on a deposit while a long step runs: renewed when a
+    third of its length has passed, checked (``keep(now=True)``) before every
+    transition. Raises ``LeaseLost`` once another process has taken the deposit."""
+
+    def __init__(self, deposit: Deposit, owner: str) -> None:
+        self.deposit = deposit
+        self.owner = owner
+        self.renewed = time.time()
+        self.marker: Path | None = None
+
+    def keep(self, *, now: bool = False) -> None:
+        due = time.time() - self.renewed > settings.ESCROW_DEPOSIT_LEASE_SECONDS / 3
+        if not (now or due):
+            return
+        if not deposit_lease_renew(deposit=self.deposit, owner=self.owner):
+            raise LeaseLost(f"the lease of deposit #{self.deposit.pk} was taken over")
+        self.renewed = time.time()
+        self.mark()
+
+    def mark(self) -> None:
+        """Write the lease's expiry into the intake folder too, as the modification time
+        of ``deposit-<id>.<lease>.lease``: start-up, which may not ask the database, tells
+        an orphaned intake file by it (sweeper.intake_orphans_remove)."""
+        if self.marker is None or self.deposit.lease_expires_at is None:
+            return
+        expires = self.deposit.lease_expires_at.timestamp()
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.marker, (expires, expires))
+
+
+class _LeasedReader:
+    """A file read by a site's ``put`` that renews the lease as it goes."""
+
+    def __init__(self, file: BinaryIO, lease: _Lease) -> None:
+        self._file = file
+        self._lease = lease
+
+    def read(self, size: int = -1) -> bytes:
+        self._lease.keep()
+        return self._file.read(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
 
 
 def _archive_limits() -> ArchiveLimits:
@@ -85,19 +170,17 @@ def _archive_limits() -> ArchiveLimits:
     )
 
 
-def _outbox_path(deposit: Deposit) -> Path:
-    return settings.ESCROW_INTAKE_DIR / "outbox" / f"deposit-{deposit.pk}.age"
-
-
 class _HashingWriter:
-    """Writes through to a file while hashing and counting what passes."""
+    """Writes through to a file while hashing and counting what passes, renewing the lease."""
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, lease: _Lease) -> None:
         self.file = file
+        self.lease = lease
         self.digest = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes | memoryview) -> int:
+        self.lease.keep()
         self.digest.update(data)
         self.size += len(data)
         return self.file.write(data)
@@ -127,36 +210,58 @@ def _existing(token: DepositToken, version: str) -> Deposit | None:
     )
 
 
-def _open_or_resume(
-    token: DepositToken, version: str, claimed_sha256: str, pipeline: Mapping[str, str]
-) -> Received | None:
-    """The deposit this upload continues, or ``None`` when a new one must be recorded."""
-    existing = _existing(token, version)
-    if existing is None:
-        return None
-    if existing.archive_sha256 != claimed_sha256:
-        raise DepositConflict(
-            f"{token.product.slug} {version} was already deposited with SHA-256 "
-            f"{existing.archive_sha256}; a deposited version never changes.",
-            existing=existing,
-        )
-    if existing.state == DepositState.FAILED and existing.failed_from in (
-        DepositState.RECEIVED,
-        DepositState.VERIFIED,
-    ):
-        # It failed before anything was sealed: this upload brings the source again.
-        deposit_resume_upload(
+def _resume(existing: Deposit, owner: str, label: str) -> str:
+    """Take over an incomplete deposit of the same archive for this upload, if nobody
+    live is working on it. Returns what this upload does next: ``body`` (receive,
+    check and seal the body again), ``store`` (store from the primary site),
+    ``queued`` (its replication was queued again), ``already`` (safe already:
+    nothing) or ``busy`` (another process holds its lease)."""
+    reason = "the pipeline uploaded the same archive again"
+    state = existing.state
+    if state in SAFE_STATES:
+        expires = existing.lease_expires_at
+        lost = expires is None or expires <= timezone.now()
+        if (
+            state == DepositState.STORED
+            and lost
+            and deposit_lease_take(deposit=existing, owner=owner)
+        ):
+            # Its replication was lost (the lease ran out): queue it again.
+            with transaction.atomic():
+                deposit_lease_hand_on(
+                    deposit=existing,
+                    task_name="escrow.deposit_replicate_copies",
+                    seconds=settings.ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS,
+                )
+                enqueue_on_commit("escrow.deposit_replicate_copies", deposit_id=existing.pk)
+        return "already"
+    try:
+        if state == DepositState.FAILED:
+            if existing.failed_from == DepositState.STORED or (
+                existing.failed_from == DepositState.SEALED and existing.seal_attempt
+            ):
+                deposit_retry(deposit=existing, actor=None, reason=reason)
+                return "queued" if existing.state == DepositState.STORED else "store"
+            deposit_resume_upload(
+                deposit=existing, actor_label=label, reason=reason, lease_owner=owner
+            )
+            return "body"
+        if not deposit_lease_take(deposit=existing, owner=owner):
+            return "busy"
+        if state == DepositState.SEALED and existing.seal_attempt:
+            return "store"
+        # Received or verified (or sealed in an outbox of old) by a process that
+        # stopped: what it had was lost with it, so this upload starts over.
+        deposit_fail(
             deposit=existing,
-            actor_label=f"token:{token.prefix}",
-            reason="the pipeline uploaded the same archive again",
+            problem=f"interrupted while {state}: the process working on it stopped.",
         )
-        return Received(existing, created=True)
-    if existing.state == DepositState.FAILED:
-        # Sealed or stored already: retry the failed step from what is kept.
-        deposit_retry(
-            deposit=existing, actor=None, reason="the pipeline uploaded the same archive again"
-        )
-    return Received(existing, created=False)
+        deposit_resume_upload(deposit=existing, actor_label=label, reason=reason, lease_owner=owner)
+        return "body"
+    except ConcurrentTransition:
+        # Another upload of the same archive moved it first.
+        existing.refresh_from_db()
+        return "busy"
 
 
 def deposit_receive(
@@ -170,20 +275,24 @@ def deposit_receive(
 ) -> Received:
     """Take one upload from a release pipeline through check, seal and store.
 
-    Returns the existing deposit (``created=False``) when the same archive was
-    already deposited; raises ``DepositConflict`` for other content under the
-    same version and ``DepositRefused`` for a malformed request. A bad archive
-    ends as a ``rejected`` deposit naming the problem; an unreachable primary
-    site as a ``failed`` one that can be retried.
+    An upload of an archive already deposited continues that deposit for real:
+    safe already (``outcome="already"``), being worked on by a live process
+    (``busy``), or carried on from what is durable, which may mean receiving this
+    body again (``resumed``). Raises ``DepositConflict`` for other content under the
+    same version and ``DepositRefused`` for a malformed request. A bad archive ends
+    as a ``rejected`` deposit naming the problem; an unreachable primary site or a
+    full intake folder as a ``failed`` one that the same upload resumes.
 
-    Longer than most because every early exit must remove the intake file and
+    Longer than most because every early exit must remove the intake files and
     record the same way; the steps themselves are the helpers it calls."""
     claimed_sha256 = claimed_sha256.strip().lower()
     _validate_request(version, claimed_sha256, pipeline)
     recipients = seal_recipients()  # before reading anything: no key, no deposit
     label = f"token:{token.prefix}"
-    received = _open_or_resume(token, version, claimed_sha256, pipeline)
-    if received is None:
+    owner = lease_owner_new()
+    existing = _existing(token, version)
+    outcome = "resumed"
+    if existing is None:
         try:
             deposit = deposit_register(
                 product=token.product,
@@ -192,43 +301,64 @@ def deposit_receive(
                 token=token,
                 pipeline=pipeline,
                 actor_label=label,
+                lease_owner=owner,
             )
+            outcome, step = "new", "body"
         except (IntegrityError, ValidationError):
             # Another upload of the same version won the race; answer as for a retry.
-            raced = _open_or_resume(token, version, claimed_sha256, pipeline)
-            if raced is None:
+            existing = _existing(token, version)
+            if existing is None:
                 raise
-            return raced
-        received = Received(deposit, created=True)
-    elif not received.created:
-        return received
+    if existing is not None:
+        if existing.archive_sha256 != claimed_sha256:
+            raise DepositConflict(
+                f"{token.product.slug} {version} was already deposited with SHA-256 "
+                f"{existing.archive_sha256}; a deposited version never changes.",
+                existing=existing,
+            )
+        deposit = existing
+        step = _resume(existing, owner, label)
+        if step in ("already", "busy"):
+            return Received(deposit, step)
+        if step == "queued":
+            return Received(deposit, outcome)
 
-    deposit = received.deposit
-    if content_length is not None and content_length > settings.ESCROW_MAX_ARCHIVE_BYTES:
-        deposit_reject(
-            deposit=deposit,
-            problem=(
-                f"too_large_archive: the body is {content_length} bytes; the limit is "
-                f"{settings.ESCROW_MAX_ARCHIVE_BYTES} bytes."
-            ),
-        )
-        return received
-    _check_and_seal(deposit, body, recipients)
+    if step == "body":
+        if content_length is not None and content_length > settings.ESCROW_MAX_ARCHIVE_BYTES:
+            deposit_reject(
+                deposit=deposit,
+                problem=(
+                    f"too_large_archive: the body is {content_length} bytes; the limit is "
+                    f"{settings.ESCROW_MAX_ARCHIVE_BYTES} bytes."
+                ),
+            )
+            return Received(deposit, outcome)
+        try:
+            _check_and_seal(deposit, body, recipients, _Lease(deposit, owner))
+        except LeaseLost:
+            logger.warning("deposit #%s was taken over while this upload worked on it", deposit.pk)
+            deposit.refresh_from_db()
+            return Received(deposit, outcome)
     if deposit.state == DepositState.SEALED:
-        deposit_store_sealed(deposit=deposit)
-    return received
+        deposit_store_sealed(deposit=deposit, lease_owner=owner)
+    return Received(deposit, outcome)
 
 
 def _check_and_seal(
-    deposit: Deposit, body: BinaryIO, recipients: list[age.X25519Recipient]
+    deposit: Deposit, body: BinaryIO, recipients: list[age.X25519Recipient], lease: _Lease
 ) -> None:
-    intake = settings.ESCROW_INTAKE_DIR
-    intake.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix="upload-", dir=intake)
-    plaintext = Path(name)
+    """Receive, check and seal under ``lease``; the intake files never outlive it."""
+    plaintext = _intake_file(deposit, lease.owner, "plain")
+    ciphertext = _intake_file(deposit, lease.owner, "age.part")
+    marker = _intake_file(deposit, lease.owner, "lease")
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            sha256, size, complete = _stream_body(body, file)
+        settings.ESCROW_INTAKE_DIR.mkdir(parents=True, exist_ok=True)
+        marker.touch(exist_ok=False)
+        lease.marker = marker
+        lease.mark()
+        with plaintext.open("xb") as file:
+            sha256, size, complete = _stream_body(body, file, lease)
+        lease.keep(now=True)
         if not complete:
             limit = settings.ESCROW_MAX_ARCHIVE_BYTES
             deposit_reject(
@@ -248,31 +378,49 @@ def _check_and_seal(
                 ),
             )
             return
-        if deposit.state == DepositState.RECEIVED and not _check(deposit, plaintext, recipients):
-            return
-        _seal(deposit, plaintext, recipients)
+        manifest = _check(deposit, plaintext, recipients, lease)
+        if manifest is not None:
+            _seal(deposit, plaintext, ciphertext, manifest, recipients, lease)
     except OSError as error:
-        deposit_fail(deposit=deposit, problem=f"intake: {error}")
+        plaintext.unlink(missing_ok=True)
+        ciphertext.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            problem = (
+                f"{INTAKE_FULL}: the intake folder is full ({error.strerror}); nothing of "
+                "this upload was kept. Upload the same archive again later."
+            )
+        else:
+            problem = f"intake: {error}"
+        lease.keep(now=True)
+        deposit_fail(deposit=deposit, problem=problem, tell_staff=True)
     finally:
         plaintext.unlink(missing_ok=True)
+        ciphertext.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
 
 
-def _stream_body(body: BinaryIO, file: BinaryIO) -> tuple[str, int, bool]:
+def _stream_body(body: BinaryIO, file: BinaryIO, lease: _Lease) -> tuple[str, int, bool]:
     """Copy the request body to ``file`` in chunks, hashing it; stop past the size limit."""
     digest = hashlib.sha256()
     size = 0
     limit = settings.ESCROW_MAX_ARCHIVE_BYTES
     while chunk := body.read(CHUNK):
+        lease.keep()
         size += len(chunk)
         if size > limit:
             return "", size, False
         digest.update(chunk)
         file.write(chunk)
+    file.flush()
     return digest.hexdigest(), size, True
 
 
-def _check(deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipient]) -> bool:
-    """Inspect the archive and describe it in a signed manifest; reject it if it is bad."""
+def _check(
+    deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipient], lease: _Lease
+) -> dict[str, Any] | None:
+    """Inspect the archive and describe it in a signed manifest; reject it if it is bad.
+    Returns the full manifest, which sealing puts in the primary site."""
     try:
         report = inspect_archive(
             plaintext, limits=_archive_limits(), known_sha256=deposit.archive_sha256
@@ -286,22 +434,22 @@ def _check(deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipie
             sealed_for=[recipient.to_string() for recipient in recipients],
         )
     except ArchiveRejected as rejected:
+        lease.keep(now=True)
         deposit_reject(deposit=deposit, problem=f"{rejected.code}: {rejected}")
-        return False
+        return None
     except ManifestError as error:
+        lease.keep(now=True)
         deposit_reject(deposit=deposit, problem=f"bad_metadata: {error}")
-        return False
+        return None
     signature = sign_manifest(manifest, system_signing_key())
-    outbox = _outbox_path(deposit)
-    outbox.parent.mkdir(parents=True, exist_ok=True)
-    outbox.with_suffix(".manifest.json").write_bytes(canonical_json(manifest))
+    lease.keep(now=True)
     deposit_verify(
         deposit=deposit,
         manifest=_manifest_summary(manifest),
         manifest_sha256=manifest_sha256(manifest),
         signature=signature,
     )
-    return True
+    return manifest
 
 
 def _manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -312,60 +460,108 @@ def _manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _seal(deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipient]) -> None:
-    outbox = _outbox_path(deposit)
-    partial = outbox.with_suffix(".partial")
-    with plaintext.open("rb") as source, partial.open("wb") as target:
-        writer = _HashingWriter(target)
+def _seal(
+    deposit: Deposit,
+    plaintext: Path,
+    ciphertext: Path,
+    manifest: Mapping[str, Any],
+    recipients: list[age.X25519Recipient],
+    lease: _Lease,
+) -> None:
+    """Encrypt to the intake, put the sealed file and manifest in the primary site under
+    this attempt's keys, and only then mark the deposit ``sealed``. A primary that does
+    not take them fails the deposit (the plaintext is gone; the upload again resumes)."""
+    with plaintext.open("rb") as source, ciphertext.open("xb") as target:
+        writer = _HashingWriter(target, lease)
         age.encrypt(source, writer, recipients)  # type: ignore[arg-type]
         target.flush()
-        os.fsync(target.fileno())
-    partial.replace(outbox)
+    plaintext.unlink()  # the plaintext is no longer needed: gone before the site is called
+    attempt = lease_token(lease.owner)
+    sealed_sha256, sealed_size = writer.digest.hexdigest(), writer.size
+    manifest_bytes = canonical_json(manifest)
+    primary = all_sites()[0]
+    try:
+        with ciphertext.open("rb") as file:
+            primary.put(
+                deposit.object_key(DepositCopy.Kind.SEALED, attempt=attempt),
+                _LeasedReader(file, lease),  # type: ignore[arg-type]
+                sha256=sealed_sha256,
+                size=sealed_size,
+            )
+        primary.put(
+            deposit.object_key(DepositCopy.Kind.MANIFEST, attempt=attempt),
+            io.BytesIO(manifest_bytes),
+            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            size=len(manifest_bytes),
+        )
+    except SiteError as error:
+        lease.keep(now=True)
+        deposit_fail(
+            deposit=deposit,
+            problem=(
+                f"store: {error}. Nothing of this upload was kept; "
+                "upload the same archive again once the site is back."
+            ),
+            tell_staff=True,
+        )
+        return
+    lease.keep(now=True)
     deposit_seal(
         deposit=deposit,
-        ciphertext_sha256=writer.digest.hexdigest(),
-        ciphertext_size=writer.size,
+        ciphertext_sha256=sealed_sha256,
+        ciphertext_size=sealed_size,
         sealed_for=[r.to_string() for r in recipients],
+        attempt=attempt,
     )
 
 
-def deposit_store_sealed(*, deposit: Deposit) -> Deposit:
-    """Put the sealed file, manifest and signature in the primary site, read back and
-    verified, then queue replication. An unreachable site leaves the deposit ``failed``
-    with the reason; the sealed file stays in the outbox for a retry."""
-    outbox = _outbox_path(deposit)
-    manifest_file = outbox.with_suffix(".manifest.json")
-    missing = [path for path in (outbox, manifest_file) if not path.exists()]
-    if missing:
+def _verified_in(site: StorageSiteClient, deposit: Deposit, kind: str, sha256: str) -> DepositCopy:
+    """The copy of one sealed part the primary holds, checked against the recorded hash."""
+    key = deposit.object_key(kind)
+    found = site.stat(key)
+    if found is None:
+        raise SiteError(f"{key} is not in the site", site=site.name)
+    actual = found.sha256 or site.hash(key)
+    if actual != sha256:
+        raise SiteError(f"{key} has SHA-256 {actual}, not {sha256} as recorded", site=site.name)
+    return DepositCopy(
+        deposit=deposit,
+        site=site.name,
+        kind=kind,
+        key=key,
+        version_id=found.version_id or "",
+        sha256=sha256,
+        size=found.size,
+        verified_at=timezone.now(),
+    )
+
+
+def deposit_store_sealed(*, deposit: Deposit, lease_owner: str = "") -> Deposit:
+    """Store a sealed deposit, on any machine: check the sealed file and manifest that
+    sealing put in the primary site, put the signature, record the three verified
+    copies and queue replication. Runs under ``lease_owner``'s lease (a new one when
+    empty, as from the task); a deposit another live process works on is left alone,
+    so a redelivered task is harmless. A site that fails leaves the deposit ``failed``
+    with the reason, and staff are told; a retry stores it from the site."""
+    owner = lease_owner or lease_owner_new()
+    if not deposit_lease_take(deposit=deposit, owner=owner):
+        return deposit
+    primary = all_sites()[0]
+    if not deposit.seal_attempt:
         return deposit_fail(
             deposit=deposit,
             problem=(
-                f"store: {', '.join(str(path) for path in missing)} is not in this machine's "
-                "outbox; the pipeline must upload the archive again."
+                "store: the sealed file was kept only in the outbox of the machine that "
+                "received it (sealed before sealed files went to the primary site); the "
+                "pipeline must upload the archive again."
             ),
+            tell_staff=True,
         )
-    primary = all_sites()[0]
     signature = deposit.manifest_signature.encode()
     try:
-        # The expected hashes come from the database, so a sealed file or manifest
-        # that changed in the outbox is refused by the site instead of stored.
         copies = [
-            _put(
-                primary,
-                deposit,
-                DepositCopy.Kind.SEALED,
-                outbox,
-                deposit.ciphertext_sha256,
-                deposit.ciphertext_size,
-            ),
-            _put(
-                primary,
-                deposit,
-                DepositCopy.Kind.MANIFEST,
-                manifest_file,
-                deposit.manifest_sha256,
-                manifest_file.stat().st_size,
-            ),
+            _verified_in(primary, deposit, DepositCopy.Kind.SEALED, deposit.ciphertext_sha256),
+            _verified_in(primary, deposit, DepositCopy.Kind.MANIFEST, deposit.manifest_sha256),
             _put(
                 primary,
                 deposit,
@@ -376,14 +572,28 @@ def deposit_store_sealed(*, deposit: Deposit) -> Deposit:
             ),
         ]
     except SiteError as error:
-        return deposit_fail(deposit=deposit, problem=f"store in {primary.name}: {error}")
+        return deposit_fail(deposit=deposit, problem=f"store: {error}", tell_staff=True)
     with transaction.atomic():
         for copy in copies:
-            copy.save()
+            DepositCopy.objects.update_or_create(
+                deposit=deposit,
+                site=copy.site,
+                kind=copy.kind,
+                defaults={
+                    "key": copy.key,
+                    "version_id": copy.version_id,
+                    "sha256": copy.sha256,
+                    "size": copy.size,
+                    "verified_at": copy.verified_at,
+                },
+            )
         deposit_store(deposit=deposit)
+        deposit_lease_hand_on(
+            deposit=deposit,
+            task_name="escrow.deposit_replicate_copies",
+            seconds=settings.ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS,
+        )
         enqueue_on_commit("escrow.deposit_replicate_copies", deposit_id=deposit.pk)
-    outbox.unlink(missing_ok=True)
-    manifest_file.unlink(missing_ok=True)
     return deposit
 
 
@@ -391,18 +601,12 @@ def _put(
     site: StorageSiteClient,
     deposit: Deposit,
     kind: str,
-    source: Path | BinaryIO,
+    source: BinaryIO,
     sha256: str,
-    size: int | None,
+    size: int,
 ) -> DepositCopy:
-    if size is None:
-        raise SiteError(f"{kind} of {deposit} has no recorded size", site=site.name)
     key = deposit.object_key(kind)
-    if isinstance(source, Path):
-        with source.open("rb") as file:
-            stored = site.put(key, file, sha256=sha256, size=size)
-    else:
-        stored = site.put(key, source, sha256=sha256, size=size)
+    stored = site.put(key, source, sha256=sha256, size=size)
     return DepositCopy(
         deposit=deposit,
         site=site.name,

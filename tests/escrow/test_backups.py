@@ -7,6 +7,8 @@ import json
 import os
 import sqlite3
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,9 +26,10 @@ from escrow.backups.service import (
     backup_restore,
     backup_run,
 )
+from escrow.backups.store import backup_store
 from escrow.models import Backup
-from records.models import AuditEntry
-from records.services.audit import audit_record
+from records.models import AuditChainHead, AuditEntry
+from records.services.audit import audit_anchors_read, audit_chain_verify, audit_record
 from vault import age
 
 pytestmark = pytest.mark.django_db
@@ -231,3 +234,73 @@ def test_the_backup_command(settings, capsys):
     assert "ok" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no backup #999"):
         call_command("backup", "restore", "999", "--identity", "/nonexistent")
+
+
+# Committed data: on PostgreSQL the dump reads through its own snapshot.
+@pytest.mark.django_db(transaction=True)
+def test_every_backup_leaves_the_chain_head_beside_it_in_the_clear(settings):
+    for step in range(3):
+        audit_record(action="test.step", details={"step": step})
+    backup = backup_run()
+    meta = json.loads(opened_bundle(settings, backup).extractfile("meta.json").read())  # type: ignore[union-attr]
+
+    (anchor,) = audit_anchors_read(site=backup_store())
+
+    assert (anchor.sequence, anchor.entry_hash) == (
+        meta["audit_head"]["sequence"],
+        meta["audit_head"]["entry_hash"],
+    )
+    assert anchor.sequence == 3
+    assert backup.key in anchor.source
+    report = audit_chain_verify()
+    assert report.intact and report.anchors == 1
+
+
+@contextmanager
+def append_only_guard_lifted() -> Iterator[None]:
+    """Lifted and put back: in a committed (transaction=True) test nothing rolls it back."""
+    guard = "records_auditentry_append_only"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE records_auditentry DISABLE TRIGGER {guard}")
+        else:
+            cursor.execute(f"DROP TRIGGER {guard}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ALTER TABLE records_auditentry ENABLE TRIGGER {guard}")
+            else:
+                cursor.execute(
+                    f"CREATE TRIGGER {guard} BEFORE UPDATE ON records_auditentry BEGIN SELECT "
+                    "RAISE(ABORT, 'records_auditentry is append-only: UPDATE refused'); END"
+                )
+
+
+# Committed data: on PostgreSQL the dump reads through its own snapshot.
+@pytest.mark.django_db(transaction=True)
+def test_a_tail_rewritten_after_the_backup_is_named_from_its_first_entry(settings, mailoutbox):
+    for step in range(6):
+        audit_record(action="test.step", details={"step": step})
+    backup_run()
+    # Alter entry #3 and recompute every hash after it, and the head: the chain in the
+    # database is consistent again, and only what lies outside it can tell.
+    with append_only_guard_lifted():
+        previous = AuditEntry.objects.get(sequence=2).entry_hash
+        for entry in AuditEntry.objects.filter(sequence__gte=3).order_by("sequence"):
+            entry.reason = "forged" if entry.sequence == 3 else entry.reason
+            entry.previous_hash = previous
+            entry.entry_hash = entry.compute_hash()
+            entry.save(update_fields=["reason", "previous_hash", "entry_hash"])
+            previous = entry.entry_hash
+        AuditChainHead.objects.filter(id=1).update(entry_hash=previous)
+
+    report = audit_chain_verify()
+    drill = backup_drill()
+
+    assert report.broken_sequence == 3
+    assert report.problem.startswith("the chain was rewritten from entry #3")
+    assert not drill.ok
+    assert "the live audit chain was rewritten from entry #3" in drill.problem
+    assert "the live audit chain was rewritten from entry #3" in mailoutbox[-1].body

@@ -12,7 +12,6 @@ import pytest
 from django.test import Client
 
 from escrow.models import Deposit, DepositCopy, NotaryRecipient
-from escrow.services.deposits import deposit_retry
 from escrow.services.tokens import token_create
 from records.models import AuditEntry
 from tests import archives
@@ -233,26 +232,44 @@ def test_without_a_notary_key_nothing_is_accepted(pipeline, notary_identity) -> 
     assert not Deposit.objects.exists()
 
 
-def test_an_unreachable_primary_leaves_a_failed_deposit_that_a_retry_completes(
-    pipeline, settings, staff, django_capture_on_commit_callbacks
+def test_an_unreachable_primary_answers_503_and_the_same_upload_completes_it(
+    pipeline, settings, staff, mailoutbox
 ) -> None:
+    settings.ADMINS = [("Escrow staff", "staff@acme.example")]
     primary = Path(settings.ESCROW_SITES[0]["path"])
     primary.parent.mkdir(parents=True, exist_ok=True)
     primary.write_text("not a folder")  # the primary site cannot store anything
     response = pipeline.put("1.0.0", archives.tar_gz())
     assert response.status_code == 503
+    assert response["Retry-After"] == "60"
     deposit = Deposit.objects.get()
-    assert (deposit.state, deposit.failed_from) == ("failed", "sealed")
-    assert deposit.problem.startswith("store in primary:")
+    # The sealed file never reached the primary, and the plaintext is gone: nothing is
+    # kept, so only the upload again can finish it (staff cannot).
+    assert (deposit.state, deposit.failed_from) == ("failed", "verified")
+    assert deposit.problem.startswith("store: storage site 'primary': ")
+    assert deposit.problem.endswith(
+        "Nothing of this upload was kept; upload the same archive again once the site is back."
+    )
+    assert response.json()["state"] == "failed"
+    assert response.json()["problem"] == deposit.problem
     assert not DepositCopy.objects.exists()
+    assert list(settings.ESCROW_INTAKE_DIR.iterdir()) == []
+    told = [
+        message for message in mailoutbox if "Deposit ledger-pro 1.0.0 failed" in message.subject
+    ]
+    assert len(told) == 1
+    assert deposit.problem in told[0].body
+    assert pipeline.get(deposit.pk).json()["state"] == "failed"
 
     primary.unlink()
-    with django_capture_on_commit_callbacks(execute=True):
-        deposit_retry(deposit=deposit, actor=staff, reason="primary is back")
+    again = pipeline.put("1.0.0", archives.tar_gz())
+    assert again.status_code == 202
+    assert again.json()["id"] == deposit.pk
+    assert again.json()["problem"] == ""
     deposit.refresh_from_db()
-    assert deposit.state == "replicated"
+    assert (deposit.state, deposit.problem) == ("replicated", "")
     assert DepositCopy.objects.count() == 6
-    assert not list(settings.ESCROW_INTAKE_DIR.rglob("*.age"))  # the outbox is emptied
+    assert list(settings.ESCROW_INTAKE_DIR.iterdir()) == []
 
 
 def test_the_hash_header_may_be_upper_case_hex(pipeline) -> None:

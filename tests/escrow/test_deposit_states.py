@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 
 from escrow.models import Deposit
 from escrow.services import deposits as service
@@ -94,6 +95,10 @@ def test_a_retry_resumes_at_the_step_that_failed(step, people) -> None:
     service.deposit_retry(deposit=deposit, actor=None)
     deposit.refresh_from_db()
     assert (deposit.state, deposit.failed_from) == (step, "")
+    assert deposit.problem == ""  # the old reason no longer describes it
+    task = "escrow.deposit_store_sealed" if step == "sealed" else "escrow.deposit_replicate_copies"
+    assert deposit.lease_owner == f"queued:{task}"  # handed to the queued task, never ownerless
+    assert deposit.lease_expires_at is not None and deposit.lease_expires_at > timezone.now()
 
 
 @pytest.mark.parametrize("step", ["received", "verified"])

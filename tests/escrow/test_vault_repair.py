@@ -289,6 +289,9 @@ def test_reconcile_completes_a_replication_that_never_ran_and_skips_rejected_dep
 
     assert sorted(repairs.copied) == sorted(f"replica:{deposit.object_key(kind)}" for kind in KINDS)
     assert repairs.problems == []
+    assert repairs.promoted == [f"deposit #{deposit.pk} ({deposit})"]
+    deposit.refresh_from_db()
+    assert deposit.state == "replicated"
     assert vault_scrub() == SiteRepairs()
 
 
@@ -395,13 +398,25 @@ def test_s3_scrub_heals_bit_rot_in_a_replica_and_keeps_the_damaged_version(
         Metadata={"sha256": deposit.ciphertext_sha256},
     )
 
+    recorded = DepositCopy.objects.get(deposit=deposit, site="replica1", kind="sealed")
+
     repairs = vault_scrub()
 
-    assert repairs == SiteRepairs(healed=[f"replica1:{key}"])
     assert current_bytes(s3_admin, replica1, key) == good
     kept = versions(s3_admin, replica1, key)
     assert len(kept) == 3  # the original, the rotten one and the healed one: nothing erased
     assert rot["VersionId"] in {version["VersionId"] for version in kept}
+    [healed] = [version for version in kept if version["IsLatest"]]
+    # The rot came as a new version over the recorded one: scrub names all three versions
+    # and records the healed one.
+    assert repairs == SiteRepairs(
+        healed=[
+            f"replica1:{key}: the recorded version {recorded.version_id} was replaced by "
+            f"damaged version {rot['VersionId']}; healed as version {healed['VersionId']}"
+        ]
+    )
+    recorded.refresh_from_db()
+    assert recorded.version_id == healed["VersionId"]
     damaged = s3_admin.get_object(Bucket=replica1, Key=key, VersionId=rot["VersionId"])
     assert damaged["Body"].read() == bytes(rotten)
     # The good copies were only read.

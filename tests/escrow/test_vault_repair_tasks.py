@@ -20,16 +20,16 @@ def test_the_scrub_task_heals_and_tells_staff(stored, settings, mailoutbox) -> N
     deposit, replica_copy = stored
     os.chmod(replica_copy, 0o644)
     replica_copy.write_bytes(b"bit rot")
-    assert vault_scrub_task() == {"healed": 1, "problems": 0}
+    assert vault_scrub_task() == {"healed": 1, "recorded": 0, "promoted": 0, "problems": 0}
     assert len(replica_copy.read_bytes()) == deposit.ciphertext_size
     assert "healed replica:" in mailoutbox[0].body
-    assert vault_scrub_task() == {"healed": 0, "problems": 0}
+    assert vault_scrub_task() == {"healed": 0, "recorded": 0, "promoted": 0, "problems": 0}
     assert len(mailoutbox) == 1
 
 
 def test_the_reconcile_task_restores_a_lost_copy(stored, mailoutbox) -> None:
     deposit, replica_copy = stored
     replica_copy.unlink()  # a lost disk; the vault itself never deletes
-    assert vault_reconcile_task() == {"copied": 1, "problems": 0}
+    assert vault_reconcile_task() == {"copied": 1, "recorded": 0, "promoted": 0, "problems": 0}
     assert replica_copy.stat().st_size == deposit.ciphertext_size
     assert mailoutbox == []

@@ -92,17 +92,21 @@ def test_audit_verify_notices_the_newest_entry_was_cut_off(five_entries, capsys)
     assert "broken at entry #5" in output
 
 
-def test_a_rewritten_tail_with_fresh_hashes_still_breaks_at_the_change(five_entries) -> None:
+def test_a_row_rewritten_with_a_fresh_hash_is_named_itself(five_entries, capsys) -> None:
     # Recomputing the altered row's own hash is not enough: the next row still
-    # carries the old one.
+    # carries the old one. The altered row is named, not the next one.
     with append_only_guard_lifted():
         entry = AuditEntry.objects.get(sequence=2)
         entry.reason = "forged"
         entry.entry_hash = entry.compute_hash()
         entry.save(update_fields=["reason", "entry_hash"])
     report = audit_chain_verify()
-    assert report.broken_sequence == 3
-    assert "does not carry the hash of entry #2" in report.problem
+    assert (report.checked, report.broken_sequence) == (1, 2)
+    assert "entry #2 was altered and its hash recomputed" in report.problem
+    code, output = run_audit_verify(capsys)
+    assert code != 0
+    assert "broken at entry #2" in output
+    assert "(1 entries before it are intact)" in output
 
 
 def test_the_database_refuses_to_update_an_entry(five_entries) -> None:

@@ -56,29 +56,57 @@ def test_a_missing_entry_is_named(entries) -> None:
     assert report.problem == "entry #2 is missing"
 
 
-def test_a_rewritten_entry_with_a_fresh_hash_breaks_the_next_link(entries) -> None:
+def test_a_rewritten_entry_with_a_fresh_hash_is_named_not_the_next_one(entries) -> None:
+    # Its own hash matches its new content; only entry #3 still records the old hash.
+    # The first wrong entry is #2: the report must not blame the innocent #3.
     entries[1].reason = "forged"
     entries[1].entry_hash = entries[1].compute_hash()
     report = check(entries)
-    assert report.broken_sequence == 3
-    assert report.problem == "entry #3 does not carry the hash of entry #2"
+    assert (report.checked, report.broken_sequence) == (1, 2)
+    assert report.problem.startswith("entry #2 was altered and its hash recomputed")
+    assert "entry #3 recorded another hash for it" in report.problem
+
+
+def test_a_rewritten_link_alone_is_caught_where_it_points(entries) -> None:
+    entries[3].previous_hash = "a" * 64
+    report = check(entries)
+    assert (report.checked, report.broken_sequence) == (3, 4)
+    assert report.problem == "entry #4 was altered after it was written"
 
 
 def test_a_chain_that_does_not_start_from_genesis_is_refused(entries) -> None:
     entries[0].previous_hash = "f" * 64
     entries[0].entry_hash = entries[0].compute_hash()
     report = check(entries)
-    assert report.broken_sequence == 1
-    assert "does not carry the hash of entry #0" in report.problem
+    assert (report.checked, report.broken_sequence) == (0, 1)
+    assert report.problem == "entry #1 does not start from the genesis hash"
 
 
 def test_a_cut_off_tail_is_caught_by_the_head(entries) -> None:
-    report = check(entries[:4])
+    report = check(entries[:3])
+    assert (report.checked, report.broken_sequence) == (3, 4)
+    assert report.problem == (
+        "the chain ends at entry #3 but its head records entry #5: entries #4 to #5 are missing"
+    )
+
+
+def test_a_newest_entry_rewritten_with_a_fresh_hash_is_caught_by_the_head(entries) -> None:
+    entries[4].reason = "forged"
+    entries[4].entry_hash = entries[4].compute_hash()
+    report = check(entries)
     assert (report.checked, report.broken_sequence) == (4, 5)
-    assert report.problem == "the chain ends at entry #4 but its head records entry #5"
+    assert report.problem.startswith("entry #5 was altered and its hash recomputed")
 
 
 def test_a_head_that_does_not_match_the_last_entry_is_caught(entries) -> None:
     report = check(entries, head_hash="e" * 64)
     assert not report.intact
-    assert report.broken_sequence == 6
+    assert report.broken_sequence == 5
+    assert "the chain head recorded another hash for it" in report.problem
+
+
+def test_entries_appended_around_the_head_are_caught(entries) -> None:
+    head = AuditChainHead.objects.get(id=1)
+    report = audit_chain_check(entries, head_sequence=3, head_hash=head.entry_hash)
+    assert report.broken_sequence == 4
+    assert "entries after #3 were added around the head" in report.problem

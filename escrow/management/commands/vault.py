@@ -173,6 +173,10 @@ def _add_repair_arguments(parser: CommandParser) -> None:
 def _report_repairs(repairs: Any, *, verb: str) -> None:
     for line in getattr(repairs, verb):
         sys.stdout.write(f"{verb}: {line}\n")
+    for line in repairs.recorded:
+        sys.stdout.write(f"recorded: {line}\n")
+    for line in repairs.promoted:
+        sys.stdout.write(f"promoted to replicated: {line}\n")
     for line in repairs.problems:
         sys.stderr.write(f"problem: {line}\n")
     if repairs.problems:
@@ -190,6 +194,28 @@ def _handle_scrub(options: Options) -> None:
     from escrow.services.replication import vault_scrub
 
     _report_repairs(vault_scrub(), verb="healed")
+
+
+def _handle_health(options: Options) -> None:
+    """Exit non-zero when a deposit has no verified copy anywhere, or has been missing from
+    a site for longer than ESCROW_COPY_GRACE_SECONDS; for monitoring and after repairs."""
+    from escrow.services.vault_health import vault_health
+
+    health = vault_health()
+    for line in health.problems:
+        sys.stderr.write(f"problem: {line}\n")
+    for line in health.pending:
+        sys.stdout.write(f"pending: {line}\n")
+    if not health.healthy:
+        raise cli.VaultCliError(
+            f"{len(health.problems)} of {health.checked} deposit(s) lack verified copies; see above"
+        )
+    sys.stdout.write(
+        f"vault: {health.checked} deposit(s) checked, every one verified in every site "
+        f"({', '.join(health.sites)})"
+        + (f" or within the grace period ({len(health.pending)} pending)" if health.pending else "")
+        + "\n"
+    )
 
 
 def _handle_prepare_sites(options: Options) -> None:
@@ -241,6 +267,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "re-hash every stored copy and heal a damaged one from a good copy",
         _add_repair_arguments,
         _handle_scrub,
+    ),
+    "health": Subcommand(
+        "fail when a deposit lacks a verified copy in a site for longer than the grace period",
+        _add_repair_arguments,
+        _handle_health,
     ),
     "prepare-sites": Subcommand(
         "check the vault and backup sites; turn on versioning and Object Lock retention",
