@@ -78,13 +78,17 @@ def deposit_lease_take(
 
 
 def deposit_lease_renew(*, deposit: Deposit, owner: str, now: datetime | None = None) -> bool:
-    """Extend ``owner``'s live lease; False when it was lost (expired and taken over by
-    the sweeper, or the deposit moved on): the caller must stop and change nothing."""
+    """Extend ``owner``'s lease; False when it was lost (taken over by the sweeper or
+    another process, or the deposit moved on): the caller must stop and change nothing.
+
+    A lease that ran out but that nobody took is still the owner's: expiry allows a
+    take-over, it does not cause one. So a step that could not renew in time (a site
+    reading back a large object) carries on unless someone really took the deposit."""
     now = now or timezone.now()
     until = _lease_until(now)
-    renewed = Deposit.objects.filter(
-        pk=deposit.pk, state=deposit.state, lease_owner=owner, lease_expires_at__gt=now
-    ).update(lease_expires_at=until)
+    renewed = Deposit.objects.filter(pk=deposit.pk, state=deposit.state, lease_owner=owner).update(
+        lease_expires_at=until
+    )
     if renewed:
         deposit.lease_expires_at = until
     return bool(renewed)

@@ -1,6 +1,7 @@
 """Every in-flight deposit is worked on under a lease: taken by compare-and-set, so of two
-processes only one wins; renewed only by its owner while it is live; handed to a queued
-task that any worker may take; and given up by every final transition."""
+processes only one wins; renewed only by its owner until another process takes it;
+handed to a queued task that any worker may take; and given up by every final
+transition."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_an_expired_lease_is_taken_by_one_process_only(product, settings) -> Non
     assert Deposit.objects.get(pk=deposit.pk).lease_owner == B
 
 
-def test_a_lease_is_renewed_only_while_live_and_only_by_its_owner(product, settings) -> None:
+def test_a_lease_is_renewed_only_by_its_owner_until_another_takes_it(product, settings) -> None:
     deposit = deposit_register(
         product=product, version="1.0.0", archive_sha256="c" * 64, lease_owner=A
     )
@@ -85,7 +86,13 @@ def test_a_lease_is_renewed_only_while_live_and_only_by_its_owner(product, setti
         assert renewed is not None and renewed > soon + timedelta(seconds=1)
     past = renewed + timedelta(seconds=1)
     with time_machine.travel(past):
-        assert not deposit_lease_renew(deposit=deposit, owner=A)
+        # Run out, but nobody took it: still A's (a slow read-back must not lose it).
+        assert deposit_lease_renew(deposit=deposit, owner=A)
+    later = past + timedelta(seconds=settings.ESCROW_DEPOSIT_LEASE_SECONDS + 1)
+    with time_machine.travel(later):
+        assert not deposit_lease_renew(deposit=deposit, owner=B)  # never B's to renew
+        assert deposit_lease_take(deposit=Deposit.objects.get(pk=deposit.pk), owner=B)
+        assert not deposit_lease_renew(deposit=deposit, owner=A)  # taken: A must stop
 
 
 def test_a_lease_is_tied_to_the_state_it_was_taken_in(product) -> None:
