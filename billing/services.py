@@ -219,6 +219,17 @@ def _tell_about_cancellation(subscription: Subscription, *, actor: User, reason:
     )
 
 
+def _cancel_at_once(subscription: Subscription, *, actor: User, reason: str) -> None:
+    apply_transition(
+        subscription,
+        "cancel",
+        actor=actor,
+        reason=reason,
+        cancelled_at=timezone.now(),
+        cancelled_by=actor,
+    )
+
+
 def subscription_cancel(
     *, subscription: Subscription, actor: User, reason: str = ""
 ) -> Subscription:
@@ -229,14 +240,7 @@ def subscription_cancel(
     paid one is cancelled at its period's end (``subscription_cancel_at_period_end``),
     and staff end paid cover early with ``subscription_end_cover_now``."""
     with transaction.atomic():
-        apply_transition(
-            subscription,
-            "cancel",
-            actor=actor,
-            reason=reason,
-            cancelled_at=timezone.now(),
-            cancelled_by=actor,
-        )
+        _cancel_at_once(subscription, actor=actor, reason=reason)
         _credit_unpaid(subscription, reason="escrow subscription cancelled")
         _tell_about_cancellation(subscription, actor=actor, reason=reason)
     return subscription
@@ -304,14 +308,7 @@ def subscription_end_cover_now(
     today = timezone.localdate()
     notes = []
     with transaction.atomic():
-        apply_transition(
-            subscription,
-            "cancel",
-            actor=actor,
-            reason=reason,
-            cancelled_at=timezone.now(),
-            cancelled_by=actor,
-        )
+        _cancel_at_once(subscription, actor=actor, reason=reason)
         for invoice in subscription.invoices.filter(
             kind=Invoice.Kind.INVOICE, period_end__gt=today
         ).order_by("year", "sequence"):

@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
+from tests.faults.relay import Relay
 from vault.sites import StorageSite
 
 if TYPE_CHECKING:
@@ -118,97 +119,32 @@ class MotoServer:
         self.start()
 
 
-class FlakyEndpoint:
+class FlakyEndpoint(Relay):
     """A TCP relay on its own port in front of an S3 server, which a test can cut and restore.
 
     ``stop()`` closes the listening socket and resets every open connection, so
     clients see refused connections; ``start()`` listens on the same port again.
-    The server behind keeps its state throughout.
+    The server behind keeps its state throughout. (The fault suite's ``Relay``,
+    under the names the storage-site tests use.)
     """
 
     def __init__(self, upstream_url: str, port: int = 0) -> None:
         host, _, upstream_port = upstream_url.removeprefix("http://").partition(":")
-        self._upstream = (host, int(upstream_port))
-        self.port = port
-        self._listener: socket.socket | None = None
-        self._stopping = threading.Event()
-        self._accepting: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
+        super().__init__((host, int(upstream_port)), port)
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.url
 
     @property
     def running(self) -> bool:
-        return self._listener is not None
+        return not self.is_cut
 
     def start(self) -> None:
-        """Listen (again) on the endpoint's port."""
-        if self._listener is not None:
-            return
-        # create_server sets SO_REUSEADDR, so the port can be taken again right after stop().
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self.port = int(self._listener.getsockname()[1])
-        self._listener.settimeout(0.05)
-        self._stopping = threading.Event()
-        self._accepting = threading.Thread(
-            target=self._accept_loop, args=(self._listener, self._stopping), daemon=True
-        )
-        self._accepting.start()
+        self.restore()
 
     def stop(self) -> None:
-        """Refuse new connections and reset the open ones."""
-        listener, self._listener = self._listener, None
-        if listener is None:
-            return
-        self._stopping.set()
-        if self._accepting is not None:
-            self._accepting.join()
-        listener.close()
-        with self._lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            _close(connection)
-
-    def _accept_loop(self, listener: socket.socket, stopping: threading.Event) -> None:
-        while not stopping.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self._upstream, timeout=5)
-            except OSError:
-                _close(client)
-                continue
-            client.settimeout(None)
-            upstream.settimeout(None)
-            with self._lock:
-                self._connections.update((client, upstream))
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for connection in (source, target):
-                _close(connection)
-                with self._lock:
-                    self._connections.discard(connection)
-
-
-def _close(connection: socket.socket) -> None:
-    with suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
-    connection.close()
+        self.cut()
 
 
 # -- the delete guard ------------------------------------------------------------------------

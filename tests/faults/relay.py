@@ -11,8 +11,8 @@ the server's own, so a test decides what the network does:
   large upload to the site takes long enough for a test to kill the process
   that is sending it while it does.
 
-Unlike ``tests.s3server.FlakyEndpoint`` it can throttle, and the server behind
-may be anything that speaks TCP.
+``tests.s3server.FlakyEndpoint`` is this relay under the names the storage-site
+tests use; the server behind may be anything that speaks TCP.
 """
 
 from __future__ import annotations
