@@ -15,7 +15,6 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +27,8 @@ def public_holidays(country: str, year: int) -> frozenset[date]:
 
     A country the package does not know has none here: only weekends then count as
     non-business days. That errs against the vendor, so it is logged."""
+    import holidays  # 2 MiB of calendars: loaded by the first contest period, not every worker
+
     try:
         calendar = holidays.country_holidays(country.upper(), years=year)
     except NotImplementedError:

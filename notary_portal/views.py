@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import segno
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
@@ -67,6 +66,10 @@ def enrol(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your authenticator is set up.")
             return redirect("notary:dashboard")
         form.add_error("token", "That code is not valid. Scan the code again and retry.")
+    # Imported here: only enrolment draws a QR code, and every web worker would
+    # otherwise carry segno (about 0.4 MiB) from start-up.
+    import segno
+
     device = services.totp_device_for_enrolment(notary=notary)
     context = {
         "form": form,

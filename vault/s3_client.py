@@ -2,7 +2,11 @@
 
 One process-wide boto3 session, clients created from it under a lock; every
 botocore error classified once here as transient (a retry may cure it) or not.
-vault/sites_s3.py builds the storage site on top of this."""
+vault/sites_s3.py builds the storage site on top of this.
+
+boto3 and botocore are imported by the functions that need them, never at
+import time: config/settings.py imports S3Options from here, and loading boto3
+would cost every web worker about 8 MiB even where no S3 site is configured."""
 
 from __future__ import annotations
 
@@ -13,12 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
-
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
@@ -114,6 +116,9 @@ def _setting(name: str, default: float) -> Any:
 
 def is_transient(error: Exception) -> bool:
     """True when a botocore error may go away on its own (network, timeouts, 5xx, throttling)."""
+    from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
     if isinstance(error, BotocoreConnectionError | HTTPClientError | IncompleteReadError):
         return True
     if isinstance(error, ClientError):
@@ -135,6 +140,8 @@ class PreconditionFailedError(Exception):
 @contextmanager
 def precondition() -> Iterator[None]:
     """Turn a failed If-None-Match/If-Match into PreconditionFailedError (handled by callers)."""
+    from botocore.exceptions import ClientError
+
     try:
         yield
     except ClientError as error:
@@ -148,6 +155,8 @@ _session_lock = threading.Lock()
 
 @functools.cache
 def _shared_session() -> boto3.session.Session:
+    import boto3.session
+
     return boto3.session.Session()
 
 
@@ -159,6 +168,8 @@ def bounded(config: Config | None) -> Config:
     whereas S3Options.max_attempts counts every try, so it is passed on as
     ``total_max_attempts``; and botocore's own timeouts (60 s each, 4 tries) let one
     request to a hung site hold its caller for four minutes."""
+    from botocore.config import Config
+
     options = S3Options()
     config = config or Config()
     # Config fills in botocore's defaults (60 s timeouts) for what it was not given;

@@ -1,4 +1,7 @@
-"""The configured storage sites as clients: one lazily built client per site."""
+"""The configured storage sites as clients: one lazily built client per site.
+
+``vault.sites_s3`` (and with it boto3, about 8 MiB per process) is imported only
+when an S3 site is built, so the embedded default's local sites never load it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from django.conf import settings
 from vault.s3_client import LockMode, S3Options
 from vault.sites import StorageSite, StorageSiteClient
 from vault.sites_local import LocalSite
-from vault.sites_s3 import S3Site
 
 
 def site_for(config: StorageSite) -> StorageSiteClient:
@@ -30,6 +32,8 @@ def _build_site(config: StorageSite) -> StorageSiteClient:
     if config["kind"] == "local":
         return LocalSite(config)
     if config["kind"] == "s3":
+        from vault.sites_s3 import S3Site
+
         return S3Site(
             config,
             options=S3Options(

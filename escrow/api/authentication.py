@@ -1,4 +1,7 @@
-"""Bearer-token authentication for release pipelines (DRF)."""
+"""Bearer-token authentication for release pipelines (DRF).
+
+Its OpenAPI description (``DepositTokenScheme``) is in escrow.api.schema, loaded
+only when a schema is generated."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -63,17 +65,3 @@ class DepositTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return f'{self.keyword} realm="deposits"'
-
-
-class DepositTokenScheme(OpenApiAuthenticationExtension):
-    """Describes the token in the OpenAPI schema."""
-
-    target_class = "escrow.api.authentication.DepositTokenAuthentication"
-    name = "depositToken"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A product's deposit token: esc_<id>_<secret>, shown once at creation.",
-        }

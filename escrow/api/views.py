@@ -6,13 +6,13 @@ import re
 from typing import Any, BinaryIO, cast
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from escrow.api.openapi import DescribedAPIView, openapi
 from escrow.api.serializers import DepositSerializer
 from escrow.models import Deposit, DepositState
 from escrow.services.intake import (
@@ -28,6 +28,9 @@ from vault.keys import NoNotaryRecipient
 PIPELINE_HEADER = re.compile(r"^HTTP_X_PIPELINE_([A-Z0-9_]{1,60})$")
 #: When a pipeline should try a failed deposit again (``Retry-After``, seconds).
 RETRY_AFTER_SECONDS = 60
+#: The operations' OpenAPI tag: the API version in their paths (/api/v1/...), named
+#: explicitly so it does not depend on which other paths the schema generator sees.
+API_TAGS = ["v1"]
 
 
 def _answer(received: Received) -> tuple[int, dict[str, str]]:
@@ -65,11 +68,12 @@ def _content_length(request: Request) -> int | None:
         return None
 
 
-class DepositUploadView(APIView):
+class DepositUploadView(DescribedAPIView):
     """PUT a build's source archive as the raw request body."""
 
-    @extend_schema(
+    @openapi(
         operation_id="deposit_put",
+        tags=API_TAGS,
         summary="Deposit a build",
         description=(
             "The archive (tar, tar.gz, tar.xz, tar.bz2 or zip) is the raw request body. "
@@ -150,11 +154,12 @@ class DepositUploadView(APIView):
         )
 
 
-class DepositStatusView(APIView):
+class DepositStatusView(DescribedAPIView):
     """GET the state of one of the token's product's deposits."""
 
-    @extend_schema(
+    @openapi(
         operation_id="deposit_get",
+        tags=API_TAGS,
         summary="A deposit's state",
         responses={200: DepositSerializer, 404: OpenApiResponse(description="Unknown")},
     )
