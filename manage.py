@@ -12,6 +12,9 @@ APP_FREE_COMMANDS = {("vault", "encrypt"), ("vault", "decrypt"), ("vault", "rewr
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config.malloc import reuse_large_buffers
+
+    reuse_large_buffers()  # `runserver` takes deposits, `vault` streams files: config/malloc.py
     if tuple(sys.argv[1:3]) in APP_FREE_COMMANDS:
         from escrow.management.commands.vault import Command
 

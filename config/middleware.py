@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from celery import current_app
 from django.core.exceptions import DisallowedHost
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 
 from records.links import request_origin
+from records.queue import run_after_answer, tasks_after_answer
 
 
 class NoStoreMiddleware:
@@ -60,3 +63,21 @@ class RequestOriginMiddleware:
             origin = None
         with request_origin(origin):
             return self.get_response(request)
+
+
+class TasksAfterAnswerMiddleware:
+    """With in-process tasks (the embedded default: no broker), the tasks a request
+    queues for after its answer (``enqueue(..., after_answer=True)``) run in the same
+    process once the answer has been sent: a deposit is answered when it is ``stored``,
+    and replicated after, as a Celery worker would do it. If the process dies first, the
+    deposit's lease runs out and the sweeper queues the work again. With a broker this
+    does nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+        request_finished.connect(run_after_answer, dispatch_uid="records.queue.run_after_answer")
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if current_app.conf.task_always_eager:
+            tasks_after_answer()
+        return self.get_response(request)

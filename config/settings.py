@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: in-process tasks a request queues run after its answer is sent.
+    "config.middleware.TasksAfterAnswerMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Near the top so it sees the final response of every page (config/middleware.py).
     "config.middleware.NoStoreMiddleware",

@@ -15,6 +15,7 @@ example, a deposit marked ``failed`` with the reason)."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
@@ -68,9 +69,41 @@ def _task(name: str) -> Task:
         raise LookupError(f"no Celery task is named {name!r}") from None
 
 
-def enqueue(task_name: str, **kwargs: Any) -> None:
-    """Send the named task now, with keyword arguments (ids, never objects)."""
+_answering = threading.local()
+
+
+def tasks_after_answer() -> None:
+    """In-process tasks queued from now on in this thread with ``after_answer`` wait until
+    ``run_after_answer``: the web request being served
+    (config.middleware.TasksAfterAnswerMiddleware) has sent its answer. So with the
+    embedded default, as with a broker, the pipeline's deposit is answered ``stored`` as
+    soon as it is, and its replication follows. Other in-process tasks still run before
+    the answer, which can then tell their outcome."""
+    _answering.deferred = []
+
+
+def run_after_answer(**_signal: Any) -> None:
+    """Run the tasks held back by ``tasks_after_answer``, each on its own: one failing
+    (recorded and mailed by ``enqueue``, as always) never keeps the next from running.
+    Connected to ``request_finished``, which the server sends once the answer is out."""
+    deferred: list[tuple[str, dict[str, Any]]] | None = getattr(_answering, "deferred", None)
+    _answering.deferred = None
+    for task_name, kwargs in deferred or ():
+        try:
+            enqueue(task_name, **kwargs)
+        except Exception:
+            logger.exception("in-process task %s(%s) failed after the answer", task_name, kwargs)
+
+
+def enqueue(task_name: str, *, after_answer: bool = False, **kwargs: Any) -> None:
+    """Send the named task now, with keyword arguments (ids, never objects). With
+    ``after_answer``, an in-process task queued while a web request is served runs once
+    its answer is out (``tasks_after_answer``)."""
     task = _task(task_name)
+    deferred: list[tuple[str, dict[str, Any]]] | None = getattr(_answering, "deferred", None)
+    if after_answer and task.app.conf.task_always_eager and deferred is not None:
+        deferred.append((task_name, kwargs))
+        return
     if task.app.conf.task_always_eager:
         # In-process, Celery propagates a task's error without calling its
         # on_failure, so it is called here: the failure is recorded where a person
@@ -88,7 +121,8 @@ def enqueue(task_name: str, **kwargs: Any) -> None:
     task.apply_async(kwargs=kwargs)
 
 
-def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
-    """Send the named task once the current transaction commits (at once outside one)."""
+def enqueue_on_commit(task_name: str, *, after_answer: bool = False, **kwargs: Any) -> None:
+    """Send the named task once the current transaction commits (at once outside one);
+    ``after_answer`` as for ``enqueue``."""
     _task(task_name)  # an unknown name fails here, in the service, not after commit
-    transaction.on_commit(lambda: enqueue(task_name, **kwargs))
+    transaction.on_commit(lambda: enqueue(task_name, after_answer=after_answer, **kwargs))

@@ -31,9 +31,10 @@ shared by both formats), ``archive_streams`` (bounded decompression),
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vault.archive_checks import (
     ArchiveLimits,
@@ -44,13 +45,8 @@ from vault.archive_checks import (
     MemberTree,
     RejectionCode,
 )
-from vault.archive_streams import (
-    CHUNK,
-    DECOMPRESSION_ERRORS,
-    Compression,
-    DecompressingReader,
-)
-from vault.archive_tar import BLOCK, looks_like_tar, walk_tar
+from vault.archive_streams import CHUNK, ChunkSource, Compression
+from vault.archive_tar import BLOCK, walk_tar
 from vault.archive_zip import walk_zip
 
 __all__ = [
@@ -61,6 +57,9 @@ __all__ = [
     "MemberKind",
     "RejectionCode",
     "inspect_archive",
+    "inspect_tar_stream",
+    "report_of",
+    "sniff_format",
 ]
 
 _COMPRESSION_MAGIC: tuple[tuple[bytes, Compression], ...] = (
@@ -105,8 +104,9 @@ def inspect_archive(
             f"The archive is {size} bytes; the limit is {limits.max_archive_bytes} bytes.",
         )
     with path.open("rb") as file:
-        archive_format, compression = _detect_format(file)
+        archive_format, compression = sniff_format(file.read(BLOCK))
         sha256 = known_sha256 or _file_sha256(file)
+        file.seek(0)
         tree = MemberTree(limits)
         content_budget = ExpansionBudget(limits, archive_size=size, what="archive")
         if archive_format == "zip":
@@ -116,12 +116,45 @@ def inspect_archive(
                 limits, archive_size=size, what="decompressed tar stream"
             )
             walk_tar(
-                file,
+                ChunkSource(iter(lambda: file.read(1024 * 1024), b"")),
                 compression=compression,
                 tree=tree,
                 content_budget=content_budget,
                 stream_budget=stream_budget,
             )
+    return report_of(tree, archive_format=archive_format, size=size, sha256=sha256)
+
+
+def inspect_tar_stream(
+    pieces: Iterator[Any],
+    *,
+    compression: Compression | None,
+    limits: ArchiveLimits,
+    received: Callable[[], int],
+    decompressed: bool = False,
+) -> MemberTree:
+    """Inspect a tar archive as it arrives, piece by piece (the one-pass deposit
+    pipeline): the same checks as ``inspect_archive``, with the expansion ratio judged
+    against ``received()``, the bytes of the archive that arrived so far. With
+    ``decompressed`` the pieces were already inflated (in another thread) from
+    ``compression``. Returns the finished member tree; the caller knows the archive's
+    size and hash at the end."""
+    tree = MemberTree(limits)
+    walk_tar(
+        ChunkSource(pieces),
+        compression=compression,
+        decompressed=decompressed,
+        tree=tree,
+        content_budget=ExpansionBudget(limits, archive_size=received, what="archive"),
+        stream_budget=ExpansionBudget(
+            limits, archive_size=received, what="decompressed tar stream"
+        ),
+    )
+    return tree
+
+
+def report_of(tree: MemberTree, *, archive_format: str, size: int, sha256: str) -> ArchiveReport:
+    """The report of a walked archive: its members sorted, the tree's checks run."""
     members = tree.finish()
     return ArchiveReport(
         format=archive_format,
@@ -132,10 +165,11 @@ def inspect_archive(
     )
 
 
-def _detect_format(file: BinaryIO) -> tuple[str, Compression | None]:
-    """The format from the first bytes (a name can lie; magic numbers rarely
-    do). For a compressed file, the first decompressed block must be tar."""
-    head = file.read(BLOCK)
+def sniff_format(head: bytes) -> tuple[str, Compression | None]:
+    """The format from the first bytes (a name can lie; magic numbers rarely do):
+    ``("zip", None)``, or ``("tar", None)`` / ``("tar+gzip", "gzip")``... for anything
+    else; whether a "tar" really holds tar is judged from its first (decompressed)
+    block by the walker, which refuses it as ``not_an_archive``."""
     if head.startswith(_ZIP_MAGIC):
         return "zip", None
     if head.startswith(_ZSTD_MAGIC):
@@ -145,29 +179,8 @@ def _detect_format(file: BinaryIO) -> tuple[str, Compression | None]:
         )
     for magic, compression in _COMPRESSION_MAGIC:
         if head.startswith(magic):
-            file.seek(0)
-            reader = DecompressingReader(file, compression)
-            try:
-                first = b""
-                while len(first) < BLOCK and (data := reader.read(BLOCK - len(first))):
-                    first += data
-            except DECOMPRESSION_ERRORS as error:
-                raise ArchiveRejected(
-                    "corrupt_archive",
-                    f"The {compression} data is damaged or truncated: {error}.",
-                ) from None
-            if not looks_like_tar(first):
-                raise ArchiveRejected(
-                    "not_an_archive",
-                    f"The file is {compression}-compressed, but what it holds is not a tar "
-                    "archive.",
-                )
             return f"tar+{compression}", compression
-    if looks_like_tar(head):
-        return "tar", None
-    raise ArchiveRejected(
-        "not_an_archive", "The file is not a tar or zip archive (judged by its content)."
-    )
+    return "tar", None
 
 
 def _file_sha256(file: BinaryIO) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -167,7 +167,7 @@ class RequirementsPins:
         self._text = bytearray()
         self._too_big = False
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
         if len(self._text) + len(chunk) > MAX_REQUIREMENTS_BYTES:
             self._too_big = True
             self._text.clear()
@@ -197,9 +197,13 @@ class ExpansionBudget:
     """Counts bytes as decompression really produces them and stops the
     inspection the moment they pass the expanded-size or ratio limit."""
 
-    def __init__(self, limits: ArchiveLimits, *, archive_size: int, what: str) -> None:
+    def __init__(
+        self, limits: ArchiveLimits, *, archive_size: int | Callable[[], int], what: str
+    ) -> None:
+        """``archive_size`` is the archive's size, or for an archive still arriving, a
+        function giving the bytes received so far (the ratio is then judged on those)."""
         self._limits = limits
-        self._archive_size = max(archive_size, 1)
+        self._archive_size = archive_size
         self._what = what
         self.spent = 0
 
@@ -214,7 +218,7 @@ class ExpansionBudget:
                 member=member,
             )
         if self.spent > limits.ratio_grace_bytes and (
-            self.spent > limits.max_ratio * self._archive_size
+            self.spent > limits.max_ratio * self.archive_size
         ):
             raise ArchiveRejected(
                 "expansion_ratio",
@@ -223,13 +227,18 @@ class ExpansionBudget:
                 member=member,
             )
 
+    @property
+    def archive_size(self) -> int:
+        size = self._archive_size
+        return max(size() if callable(size) else size, 1)
+
     @staticmethod
     def _where(member: str | None) -> str:
         return f" (in member {shown(member)})" if member else ""
 
 
 def digest_member(
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes | memoryview],
     *,
     path: str,
     budget: ExpansionBudget,

@@ -13,7 +13,10 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
-from typing import Literal, Protocol
+from collections.abc import Iterator
+from typing import Literal, Protocol, cast
+
+from isal import isal_zlib
 
 from vault.archive_checks import ExpansionBudget, MiB
 
@@ -22,7 +25,13 @@ CHUNK = 64 * 1024
 # xz -9 needs 65 MiB to decompress; a header asking for more is hostile.
 MAX_DECODER_MEMORY = 128 * MiB
 # Errors a damaged compressed stream can raise (bz2 raises a plain OSError).
-DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (zlib.error, lzma.LZMAError, OSError, EOFError)
+DECOMPRESSION_ERRORS: tuple[type[Exception], ...] = (
+    zlib.error,
+    cast("type[Exception]", isal_zlib.error),  # a class, though its stub says an instance
+    lzma.LZMAError,
+    OSError,
+    EOFError,
+)
 
 
 class Readable(Protocol):
@@ -51,10 +60,14 @@ class TruncatedStream(EOFError):
 
 class ZlibDecompressor:
     """zlib's decompressor made to behave like bz2/lzma's: input that could not
-    be used within ``max_length`` is kept and fed again, not dropped."""
+    be used within ``max_length`` is kept and fed again, not dropped.
+
+    The inflating is ISA-L's (``isal``), which has zlib's interface, checks the
+    same CRC and lengths, and inflates about three times as fast: a .tar.gz deposit
+    is inspected while it streams, so inflate speed is deposit speed."""
 
     def __init__(self, wbits: int) -> None:
-        self._zlib = zlib.decompressobj(wbits)
+        self._zlib = isal_zlib.decompressobj(wbits)
         self._tail = b""
 
     @property
@@ -152,19 +165,92 @@ class DecompressingReader:
                 return
 
 
-class CountingReader:
-    """Passes reads through, charging every byte to an expansion budget
-    (and naming ``member``, the one being read, if the budget runs out)."""
+class ChunkSource:
+    """A ``read(n)`` over pieces that arrive one by one (the one-pass pipeline's queue,
+    or a file read in large blocks). ``read_view`` hands out slices of a piece without
+    copying it, for the member contents that are only hashed. A piece that is an
+    exception is raised where it is read: the stream broke there (decompression in
+    another thread met damage)."""
+
+    def __init__(self, pieces: Iterator[bytes | bytearray | memoryview | Exception]) -> None:
+        self._pieces = pieces
+        self._piece = memoryview(b"")
+
+    def _fill(self) -> bool:
+        while not self._piece:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return False
+            if isinstance(piece, Exception):
+                raise piece
+            self._piece = memoryview(piece)
+        return True
+
+    def read_view(self, size: int = CHUNK, /) -> memoryview:
+        """At most ``size`` bytes (fewer at a piece's end; empty at the end of the stream)."""
+        if size <= 0 or not self._fill():
+            return memoryview(b"")
+        view, self._piece = self._piece[:size], self._piece[size:]
+        return view
+
+    def read(self, size: int = CHUNK, /) -> bytes:
+        return bytes(self.read_view(size))
+
+
+class ForwardReader:
+    """A forward-only file for ``tarfile``'s random-access mode over a stream.
+
+    ``tell`` counts the bytes read; ``seek`` may only move forward, skipping (and
+    so still counting) the bytes in between; ``read`` returns exactly what was asked
+    for unless the stream ends; ``peek`` looks at the start without consuming it.
+    Every byte is charged to ``budget`` (naming ``member``, the one being read)."""
 
     def __init__(self, inner: Readable, budget: ExpansionBudget) -> None:
         self._inner = inner
+        self._views = getattr(inner, "read_view", None)
         self._budget = budget
+        self._peeked = b""
+        self._position = 0
         self.member: str | None = None
 
-    def read(self, size: int = CHUNK, /) -> bytes:
-        data = self._inner.read(size)
+    def peek(self, size: int) -> bytes:
+        while len(self._peeked) < size and (data := self._inner.read(size - len(self._peeked))):
+            self._peeked += data
+        return self._peeked[:size]
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        if whence != 0 or offset < self._position:
+            raise OSError("the archive stream can only be read forwards")
+        while self._position < offset:
+            if not self.read_view(min(offset - self._position, 1024 * 1024)):
+                break
+        return self._position
+
+    def read_view(self, size: int = CHUNK, /) -> bytes | memoryview:
+        """Up to ``size`` bytes, possibly fewer before the end: for contents only hashed."""
+        if self._peeked:
+            data: bytes | memoryview = self._peeked[:size]
+            self._peeked = self._peeked[size:]
+        elif self._views is not None:
+            data = self._views(size)
+        else:
+            data = self._inner.read(size)
+        self._position += len(data)
         self._budget.spend(len(data), member=self.member)
         return data
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size is None or size < 0:
+            size = 1 << 62
+        pieces: list[bytes] = []
+        wanted = size
+        while wanted > 0 and (data := self.read_view(min(wanted, 1024 * 1024))):
+            pieces.append(bytes(data))
+            wanted -= len(data)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 class SliceReader:

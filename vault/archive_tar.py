@@ -9,6 +9,7 @@ archive and ignores whatever follows the end marker, so both are checked here.
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Iterator
 from typing import IO, ClassVar, NoReturn, Self, cast
 
 from vault.archive_checks import (
@@ -25,13 +26,11 @@ from vault.archive_checks import (
     shown,
 )
 from vault.archive_streams import (
-    CHUNK,
     DECOMPRESSION_ERRORS,
     Compression,
-    CountingReader,
     DecompressingReader,
+    ForwardReader,
     Readable,
-    SeekableReadable,
 )
 
 BLOCK = 512
@@ -72,37 +71,46 @@ def looks_like_tar(block: bytes) -> bool:
 
 
 def walk_tar(
-    file: SeekableReadable,
+    source: Readable,
     *,
     compression: Compression | None,
     tree: MemberTree,
     content_budget: ExpansionBudget,
     stream_budget: ExpansionBudget,
+    decompressed: bool = False,
 ) -> None:
-    """Read every member once, hashing files into ``tree``. Two budgets: one for
-    file content (a sparse member could expand without the stream growing),
-    one for the whole decompressed stream (padding after the end marker
-    could be a bomb too)."""
-    file.seek(0)
-    source: Readable = DecompressingReader(file, compression) if compression else file
-    stream = CountingReader(source, stream_budget)
+    """Read every member once, front to back, hashing files into ``tree``. ``source``
+    is the archive from its first byte: a file, or a ``ChunkSource`` of the upload as
+    it arrives (nothing here seeks backwards). Two budgets: one for file content (a
+    sparse member could expand without the stream growing), one for the whole
+    decompressed stream (padding after the end marker could be a bomb too).
+
+    ``tarfile`` parses the headers in its random-access mode over a forward-only
+    reader: it then seeks only forwards, and member contents are read here directly,
+    as views of the arriving pieces, instead of through ``tarfile``'s stream buffer.
+    With ``decompressed``, ``source`` is already inflated from ``compression``."""
+    raw: Readable = source
+    if compression is not None and not decompressed:
+        raw = DecompressingReader(source, compression)
+    stream = ForwardReader(raw, stream_budget)
+    _check_head(stream, compression)
     where: str | None = None  # the member being read, for the error message
     try:
         with tarfile.open(
             fileobj=cast("IO[bytes]", stream),
-            mode="r|",
+            mode="r:",
             tarinfo=_strict_tarinfo_class(),
             encoding="utf-8",
             errors="surrogateescape",
         ) as archive:
             while (info := archive.next()) is not None:
-                # Stream mode keeps every header it has read; the tree keeps
-                # what we need, so drop them and keep memory flat.
+                # The archive keeps every header it has read; the tree keeps what we
+                # need, so drop them and keep memory flat.
                 archive.members.clear()  # type: ignore[attr-defined]
                 where = stream.member = info.name
-                _take_member(archive, info, tree=tree, budget=content_budget)
+                _take_member(stream, info, tree=tree, budget=content_budget)
             where = stream.member = None
-            _check_trailer(archive)
+            _check_trailer(stream)
     except _TAR_ERRORS as error:
         place = f"at member {shown(where)}" if where else "between members"
         raise ArchiveRejected(
@@ -112,8 +120,28 @@ def walk_tar(
         ) from None
 
 
+def _check_head(stream: ForwardReader, compression: Compression | None) -> None:
+    """The first (decompressed) block must start a tar archive; judged by content."""
+    try:
+        head = stream.peek(BLOCK)
+    except DECOMPRESSION_ERRORS as error:
+        raise ArchiveRejected(
+            "corrupt_archive", f"The {compression} data is damaged or truncated: {error}."
+        ) from None
+    if looks_like_tar(head):
+        return
+    if compression:
+        raise ArchiveRejected(
+            "not_an_archive",
+            f"The file is {compression}-compressed, but what it holds is not a tar archive.",
+        )
+    raise ArchiveRejected(
+        "not_an_archive", "The file is not a tar or zip archive (judged by its content)."
+    )
+
+
 def _take_member(
-    archive: tarfile.TarFile, info: tarfile.TarInfo, *, tree: MemberTree, budget: ExpansionBudget
+    stream: ForwardReader, info: tarfile.TarInfo, *, tree: MemberTree, budget: ExpansionBudget
 ) -> None:
     tree.count_entry()
     check_name_text(info.name, what="member name", member=info.name)
@@ -136,8 +164,7 @@ def _take_member(
         check_name_text(info.linkname, what="link target", member=path)
         tree.add(ArchiveMember(path, "hardlink", target=_hard_link_target(info, path, tree)))
         return
-    content = archive.extractfile(info) if info.isreg() and not info.issparse() else None
-    if content is None:
+    if not info.isreg() or info.issparse():
         kind = _SPECIAL_TYPE_NAMES.get(info.type, f"special entry of type {info.type!r}")
         raise ArchiveRejected(
             "special_member",
@@ -145,11 +172,22 @@ def _take_member(
             member=path,
         )
     pins = RequirementsPins() if is_requirements_file(path) else None
-    chunks = iter(lambda: content.read(CHUNK), b"")
-    size, sha256 = digest_member(chunks, path=path, budget=budget, pins=pins)
+    size, sha256 = digest_member(_content(stream, info), path=path, budget=budget, pins=pins)
     tree.add(ArchiveMember(path, "file", size=size, sha256=sha256))
     if pins is not None and pins.all_pinned():
         tree.pinned_requirements.append(path)
+
+
+def _content(stream: ForwardReader, info: tarfile.TarInfo) -> Iterator[bytes | memoryview]:
+    """A regular member's bytes, straight from the stream (tarfile has read its header)."""
+    stream.seek(info.offset_data)
+    left = info.size
+    while left > 0:
+        data = stream.read_view(min(left, 1024 * 1024))
+        if not data:
+            raise tarfile.ReadError("unexpected end of data")
+        left -= len(data)
+        yield data
 
 
 def _hard_link_target(info: tarfile.TarInfo, path: str, tree: MemberTree) -> str:
@@ -170,14 +208,12 @@ def _hard_link_target(info: tarfile.TarInfo, path: str, tree: MemberTree) -> str
     return target
 
 
-def _check_trailer(archive: tarfile.TarFile) -> None:
+def _check_trailer(stream: ForwardReader) -> None:
     """Read to the end (so the compressed stream's checksum is verified) and
     refuse anything but zero padding after the end marker: ``tar -i`` would
     extract files hidden there that this inspection never listed."""
-    if archive.fileobj is None:
-        return
-    while chunk := archive.fileobj.read(CHUNK):
-        if chunk.count(0) != len(chunk):
+    while chunk := stream.read_view(1024 * 1024):
+        if bytes(chunk).count(0) != len(chunk):
             raise ArchiveRejected(
                 "corrupt_archive",
                 "The archive has data after its end-of-archive marker; refusing content "

@@ -145,6 +145,40 @@ class SiteReport:
     notes: tuple[str, ...] = ()
 
 
+class PendingObject(Protocol):
+    """An object being written in one pass, from ``StorageSiteClient.begin_put``.
+
+    Nothing is visible under ``key`` until ``commit`` returns: a local site writes a
+    hidden temporary file in the site folder, an S3 site a multipart upload. ``abort``
+    discards what was written (the temporary file removed, the multipart upload
+    aborted); it is idempotent and safe after a failed ``commit``. Used as a context
+    manager, leaving the block without a ``commit`` aborts.
+
+    ``commit`` does not read the object back: the caller hashed the bytes as it wrote
+    them and promises that hash, the site checks the size it received and makes the
+    object durable (fsync, or S3's acknowledgement of every part's checksum). Proving
+    the bytes by reading them back is the replication step's work (see
+    docs/architecture.md, "What each deposit state promises")."""
+
+    key: str
+
+    def write(self, data: bytes | memoryview, /) -> None:
+        """Append ``data``; it is consumed (copied or written) before this returns."""
+        ...
+
+    def commit(self, *, sha256: str, size: int) -> StoredObject:
+        """Make the object visible and durable under ``key``; SiteError leaves nothing."""
+        ...
+
+    def abort(self) -> None:
+        """Discard everything written; nothing becomes visible."""
+        ...
+
+    def __enter__(self) -> PendingObject: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
 class StorageSiteClient(Protocol):
     """The operations every storage site offers. There is intentionally no way to remove."""
 
@@ -164,6 +198,10 @@ class StorageSiteClient(Protocol):
 
     def put(self, key: str, src: BinaryIO, *, sha256: str, size: int) -> StoredObject:
         """Store ``src`` under ``key`` if it matches ``sha256`` and ``size``, then read it back."""
+        ...
+
+    def begin_put(self, key: str) -> PendingObject:
+        """Start writing a new object under ``key`` in one pass (see ``PendingObject``)."""
         ...
 
     def open(self, key: str) -> BinaryIO:

@@ -7,9 +7,31 @@ healing a damaged copy is simply a new version on top of it. Where the bucket
 has Object Lock, ``ensure_ready`` gives it a default retention so that not even
 someone holding the credentials can remove a deposit before it expires.
 
-Each object carries its SHA-256 as user metadata (``x-amz-meta-sha256``): the
-digest the uploader promised and that ``put`` verified by reading the stored
-version back. ``stat`` reports it without reading the bytes; ``hash`` reads them.
+An object carries its SHA-256 as user metadata (``x-amz-meta-sha256``) only when
+the site itself checked the bytes against that digest before storing them:
+every object ``put`` stores (it also reads the stored version back), and an
+object written in one pass (``begin_put``) that fits in one part, which goes up
+in a single request at ``commit`` with its bytes hashed in memory. ``stat``
+reports the digest without reading the bytes; ``hash`` reads them.
+
+A larger one-pass object carries no digest: S3 fixes user metadata when the
+multipart upload starts, before the digest exists, and it cannot be added later
+without writing a second version (a copy, under Object Lock kept for years).
+S3's own checksums do not help: a multipart SHA-256 checksum is a digest of the
+parts' digests, not of the object. And writing the caller's promise in a tag
+would record a hash nobody checked, which readers would then trust. So ``stat``
+says ``sha256=None`` for such an object, as ``StoredObject`` allows, and readers
+that need the digest hash the bytes (intake's read-back of a stored sealed file
+and ``put``'s "same content?" check already do). What the site does check is
+that every part arrived intact, and the total size.
+
+Every part, and every object sent in one request, carries its MD5 (Content-MD5,
+besides botocore's CRC32): S3 refuses bytes damaged on the way (BadDigest). Not
+every provider checks those headers (moto checks neither), so the ETag S3
+answers with, the MD5 of what it received, is compared with ours too, wherever
+it is one (not under SSE-KMS or SSE-C): a damaged part is SiteError and its
+upload is aborted, so nothing becomes visible. (A single request cannot be taken
+back: where such a provider kept damaged bytes, the SiteError names the version.)
 
 Uploads are written by hand (one part in memory at a time) instead of with
 ``upload_fileobj``: that way the source is hashed on the way up and a multipart
@@ -20,10 +42,12 @@ response of the final call gives us the version id we then read back.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -63,6 +87,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _SOURCE_DIFFERS = "the source does not match; nothing stored"
+#: An ETag that is the MD5 of the stored bytes (quotes stripped).
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 
 
 class S3Site:
@@ -248,21 +274,53 @@ class S3Site:
         """
         validate_key(key)
         check_expected(sha256, size)
+        stored, created = self._store_unless_taken(
+            key,
+            lambda condition: self._upload(key, src, sha256=sha256, size=size, condition=condition),
+            sha256=sha256,
+            size=size,
+        )
+        if not created:
+            return stored
+        return self._verify_version(key, stored.version_id, sha256=sha256, size=size)
+
+    def begin_put(self, key: str) -> S3PendingObject:
+        """Start writing a new object under ``key`` in one pass (see ``S3PendingObject``).
+
+        No request is made yet: a multipart upload starts with the first full part.
+        """
+        return S3PendingObject(self, validate_key(key))
+
+    def _store_unless_taken(
+        self,
+        key: str,
+        write: Callable[[dict[str, Any]], str | None],
+        *,
+        sha256: str,
+        size: int,
+    ) -> tuple[StoredObject, bool]:
+        """Create ``key`` with ``write`` unless taken; return the object and whether it is new.
+
+        ``write`` is handed the If-None-Match condition to send, so an object that a
+        concurrent writer slips in between our check and our write makes the write
+        lose instead of being replaced. A key holding the same content gives that
+        object (re-hashed, see ``_same_or_refuse``); different content is SiteError.
+        """
         existing = self.stat(key)
-        if existing is not None:
-            return self._same_or_refuse(existing, sha256=sha256, size=size)
-        try:
-            version_id = self._upload(
-                key, src, sha256=sha256, size=size, condition={"IfNoneMatch": "*"}
-            )
-        except PreconditionFailedError:
-            existing = self.stat(key)
-            if existing is None:
-                raise SiteError(
-                    f"{key!r} changed during put; try again.", site=self.name, transient=True
-                ) from None
-            return self._same_or_refuse(existing, sha256=sha256, size=size)
-        return self._verify_version(key, version_id, sha256=sha256, size=size)
+        if existing is None:
+            try:
+                version_id = write({"IfNoneMatch": "*"})
+            except PreconditionFailedError:
+                existing = self.stat(key)
+                if existing is None:
+                    raise SiteError(
+                        f"{key!r} changed while being stored; try again.",
+                        site=self.name,
+                        transient=True,
+                    ) from None
+            else:
+                return StoredObject(key=key, size=size, sha256=sha256, version_id=version_id), True
+        return self._same_or_refuse(existing, sha256=sha256, size=size), False
 
     def replace_corrupt(self, key: str, src: BinaryIO, *, sha256: str, size: int) -> Healed:
         """Heal a damaged object by putting a verified good copy on top as a new version.
@@ -334,11 +392,11 @@ class S3Site:
             site=self.name,
         )
 
-    def _upload_arguments(self, sha256: str) -> dict[str, Any]:
-        arguments: dict[str, Any] = {
-            "Metadata": {"sha256": sha256},
-            "ContentType": "application/octet-stream",
-        }
+    def _upload_arguments(self, sha256: str | None) -> dict[str, Any]:
+        """What every new object gets: its checked digest (when known), type and retention."""
+        arguments: dict[str, Any] = {"ContentType": "application/octet-stream"}
+        if sha256 is not None:
+            arguments["Metadata"] = {"sha256": sha256}
         if self._retention_per_object is not None:
             mode, days = self._retention_per_object
             arguments["ObjectLockMode"] = mode
@@ -349,60 +407,78 @@ class S3Site:
         self, key: str, src: BinaryIO, *, sha256: str, size: int, condition: dict[str, Any]
     ) -> str | None:
         """Upload ``src``; return the new version id. Refuses a source that does not match."""
-        arguments = self._upload_arguments(sha256)
         part_size = self.options.part_size
         if size <= part_size:
             body = read_up_to(src, size + 1)
-            actual = (hashlib.sha256(body).hexdigest(), len(body))
-            require_match(self.name, _SOURCE_DIFFERS, expected=(sha256, size), actual=actual)
-            with self._errors(f"store {key!r}"), precondition():
-                response = self.client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, **arguments, **condition
-                )
-            return response.get("VersionId")
-        with self._errors(f"start storing {key!r}"):
-            upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32", **arguments
-            )["UploadId"]
+            return self._put_whole(key, body, sha256=sha256, size=size, condition=condition)
+        upload = _MultipartUpload(self, key, self._upload_arguments(sha256))
         try:
             digest = hashlib.sha256()
             total = 0
-            parts: list[dict[str, Any]] = []
             # One part in memory at a time; the source is never read past size + 1 bytes.
             while total <= size and (body := read_up_to(src, min(part_size, size + 1 - total))):
                 digest.update(body)
                 total += len(body)
-                with self._errors(f"store part {len(parts) + 1} of {key!r}"):
-                    uploaded = self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=len(parts) + 1,
-                        Body=body,
-                        ChecksumAlgorithm="CRC32",
-                    )
-                part: dict[str, Any] = {"ETag": uploaded["ETag"], "PartNumber": len(parts) + 1}
-                if "ChecksumCRC32" in uploaded:
-                    part["ChecksumCRC32"] = uploaded["ChecksumCRC32"]
-                parts.append(part)
+                upload.send(body)
                 del body  # let the part go before the next one is read: one part in memory
             # Checked before completing: a source that broke its promise never becomes an object.
             actual = (digest.hexdigest(), total)
             require_match(self.name, _SOURCE_DIFFERS, expected=(sha256, size), actual=actual)
-            with self._errors(f"finish storing {key!r}"), precondition():
-                completed = self.client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": cast(Any, parts)},
-                    **condition,
-                )
+            return upload.complete(condition)
         except BaseException:
-            # Abandon the unfinished upload so its parts do not linger; no object existed yet.
-            with suppress(BotoCoreError, ClientError):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            upload.abandon()
             raise
-        return completed.get("VersionId")
+
+    def _put_whole(
+        self,
+        key: str,
+        body: bytes | bytearray,
+        *,
+        sha256: str,
+        size: int,
+        condition: dict[str, Any],
+    ) -> str | None:
+        """Store an object of at most one part in one request, after checking it matches.
+
+        Because the bytes were hashed here, the digest goes into the metadata. The
+        request carries their MD5, so S3 refuses them if they arrive damaged; a provider
+        that ignores it stores them, which its ETag then shows (SiteError naming the
+        damaged version: one request cannot be abandoned the way a multipart upload is)."""
+        actual = (hashlib.sha256(body).hexdigest(), len(body))
+        require_match(self.name, _SOURCE_DIFFERS, expected=(sha256, size), actual=actual)
+        content_md5, md5 = _content_md5(body)
+        with self._errors(f"store {key!r}"), precondition():
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentMD5=content_md5,
+                **self._upload_arguments(sha256),
+                **condition,
+            )
+        version_id = response.get("VersionId")
+        self._require_intact(
+            repr(key),
+            response,
+            sent_md5=md5,
+            outcome=f"; the site kept them anyway, as version {version_id}: heal it with "
+            "replace_corrupt",
+        )
+        return version_id
+
+    def _require_intact(
+        self, what: str, response: Mapping[str, object], *, sent_md5: str, outcome: str
+    ) -> None:
+        """Refuse a write whose bytes arrived damaged. S3 itself refuses a body that does
+        not match its Content-MD5 (BadDigest), but not every provider checks the header;
+        the ETag a write answers with is the MD5 of what arrived, wherever it is one."""
+        received_md5 = _md5_in_etag(response)
+        if received_md5 is not None and received_md5 != sent_md5:
+            raise SiteError(
+                f"{what} arrived damaged (the site received bytes with MD5 {received_md5}, "
+                f"not the {sent_md5} sent){outcome}",
+                site=self.name,
+            )
 
     def _verify_version(
         self, key: str, version_id: str | None, *, sha256: str, size: int
@@ -433,7 +509,10 @@ class S3Site:
         )
 
     def stat(self, key: str) -> StoredObject | None:
-        """Size, recorded SHA-256 and version id of the current version, or None if absent."""
+        """Size, recorded SHA-256 and version id of the current version, or None if absent.
+
+        The SHA-256 is None for an object written in one pass in several parts (see the
+        module docstring): the caller hashes it if it needs to know."""
         validate_key(key)
         with self._errors(f"stat {key!r}"):
             head = self._head(key)
@@ -524,3 +603,230 @@ class _BodyReader(io.RawIOBase):
         if not self.closed:
             self._body.close()
         super().close()
+
+
+def _content_md5(body: bytes | bytearray) -> tuple[str, str]:
+    """The MD5 of ``body`` as the Content-MD5 header carries it (base64) and as an ETag
+    shows it (hex), hashed over the buffer the caller already holds."""
+    digest = hashlib.md5(body, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode("ascii"), digest.hex()
+
+
+def _md5_in_etag(response: Mapping[str, object]) -> str | None:
+    """The MD5 of the bytes a PutObject or UploadPart stored, read from its ETag; None
+    where the ETag is no MD5: under SSE-KMS and SSE-C encryption it is something else."""
+    encryption = str(response.get("ServerSideEncryption", ""))
+    if encryption.startswith("aws:kms") or response.get("SSECustomerAlgorithm"):
+        return None
+    etag = str(response.get("ETag", "")).strip('"').lower()
+    return etag if _MD5_ETAG.fullmatch(etag) else None
+
+
+class _MultipartUpload:
+    """One multipart upload under way: parts sent one at a time, each with an MD5 (and a
+    CRC32) that S3 checks on arrival and an ETag we check, then completed (under a
+    condition) or aborted. ``put`` and ``S3PendingObject`` both store large objects
+    through it."""
+
+    def __init__(self, site: S3Site, key: str, arguments: dict[str, Any]) -> None:
+        self._site = site
+        self.key = key
+        self._parts: list[dict[str, Any]] = []
+        with site._errors(f"start storing {key!r}"):
+            self.upload_id = site.client.create_multipart_upload(
+                Bucket=site.bucket, Key=key, ChecksumAlgorithm="CRC32", **arguments
+            )["UploadId"]
+
+    def send(self, body: bytes | bytearray) -> None:
+        """Upload ``body`` as the next part; it may be reused once this returns.
+
+        A part that arrives damaged is SiteError naming it (the caller then aborts)."""
+        number = len(self._parts) + 1
+        content_md5, md5 = _content_md5(body)
+        with self._site._errors(f"store part {number} of {self.key!r}"):
+            uploaded = self._site.client.upload_part(
+                Bucket=self._site.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentMD5=content_md5,
+                ChecksumAlgorithm="CRC32",
+            )
+        self._site._require_intact(
+            f"part {number} of {self.key!r}", uploaded, sent_md5=md5, outcome="; nothing stored"
+        )
+        part: dict[str, Any] = {"ETag": uploaded["ETag"], "PartNumber": number}
+        if "ChecksumCRC32" in uploaded:
+            part["ChecksumCRC32"] = uploaded["ChecksumCRC32"]
+        self._parts.append(part)
+
+    def complete(self, condition: dict[str, Any]) -> str | None:
+        """Make the parts one object if ``condition`` holds; return its version id.
+
+        A failed condition raises PreconditionFailedError and leaves the upload to abort."""
+        with self._site._errors(f"finish storing {self.key!r}"), precondition():
+            completed = self._site.client.complete_multipart_upload(
+                Bucket=self._site.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": cast(Any, self._parts)},
+                **condition,
+            )
+        return completed.get("VersionId")
+
+    def abort(self) -> None:
+        """Discard the parts so they do not linger (and cost) in the bucket; SiteError if the
+        site cannot be told. An upload the site no longer knows counts as aborted."""
+        with self._site._errors(f"abort the unfinished upload of {self.key!r}"):
+            try:
+                self._site.client.abort_multipart_upload(
+                    Bucket=self._site.bucket, Key=self.key, UploadId=self.upload_id
+                )
+            except ClientError as error:
+                if error_code(error) != "NoSuchUpload":
+                    raise
+
+    def abandon(self) -> None:
+        """Abort on the way out of a failure, which is the error worth reporting."""
+        with suppress(SiteError):
+            self.abort()
+
+
+class S3PendingObject:
+    """An object being written to an S3 site in one pass (``S3Site.begin_put``).
+
+    At most one part is held in memory: a buffer of ``part_size`` bytes, sent as the
+    next part of a multipart upload when it is full and more bytes arrive. The upload
+    starts with the first such part, so an object of at most one part never starts
+    one: ``commit`` sends it in a single request, hashed here first. Nothing is
+    visible under ``key`` until ``commit`` completes the upload, under the same
+    If-None-Match condition as ``put``.
+
+    A failed ``write`` aborts (which bytes arrived is unknown), as a failed ``commit``
+    does; writing or committing after the end is SiteError. An ``abort`` that cannot
+    reach the site raises SiteError (or, while another error is on its way out, adds
+    a note to it) and may be called again later: the upload is forgotten only once
+    the site dropped it.
+    """
+
+    def __init__(self, site: S3Site, key: str) -> None:
+        self.key = key
+        self._site = site
+        self._buffer = bytearray()
+        self._filled = 0
+        self._received = 0
+        self._upload: _MultipartUpload | None = None
+        self._ended_by: str | None = None  # "commit" or "abort" once one of them ran
+
+    def __repr__(self) -> str:
+        return f"S3PendingObject({self._site.name!r}, {self.key!r}, {self._received} bytes)"
+
+    def write(self, data: bytes | memoryview, /) -> None:
+        """Append ``data``, copied into the part buffer (sent whenever it is full)."""
+        self._require_open()
+        view = memoryview(data).cast("B")
+        part_size = self._site.options.part_size
+        try:
+            while view:
+                if self._filled == part_size:
+                    self._send_buffer()
+                if not self._buffer:
+                    self._buffer = bytearray(part_size)
+                taken = min(part_size - self._filled, len(view))
+                self._buffer[self._filled : self._filled + taken] = view[:taken]
+                self._filled += taken
+                self._received += taken
+                view = view[taken:]
+        except BaseException as error:
+            self._abort_after_failure(error)
+            raise
+
+    def commit(self, *, sha256: str, size: int) -> StoredObject:
+        """Make the object visible under ``key`` if exactly ``size`` bytes were written.
+
+        The key already holding this very content returns that object, as ``put`` does
+        (this upload is then dropped); different content is SiteError. Every failure
+        aborts: nothing becomes visible and no upload is left behind."""
+        try:
+            self._require_open()
+            check_expected(sha256, size)
+            self._require_whole(size)
+            stored, created = self._site._store_unless_taken(
+                self.key,
+                lambda condition: self._finish(sha256=sha256, size=size, condition=condition),
+                sha256=sha256,
+                size=size,
+            )
+            if not created:
+                self.abort()
+        except BaseException as error:
+            self._abort_after_failure(error)
+            raise
+        self._ended_by = "commit"
+        return stored
+
+    def abort(self) -> None:
+        """Discard what was written; idempotent, and nothing to do after a ``commit``."""
+        if self._ended_by == "commit":
+            return
+        self._ended_by = "abort"
+        self._buffer, self._filled = bytearray(), 0
+        if self._upload is not None:
+            self._upload.abort()
+            self._upload = None
+
+    def __enter__(self) -> S3PendingObject:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._ended_by == "commit":
+            return
+        error = exc_info[1]
+        if isinstance(error, BaseException):
+            self._abort_after_failure(error)
+        else:
+            self.abort()
+
+    def _require_open(self) -> None:
+        if self._ended_by is not None:
+            raise SiteError(
+                f"the write of {self.key!r} was already ended (by {self._ended_by}).",
+                site=self._site.name,
+            )
+
+    def _require_whole(self, size: int) -> None:
+        if self._received != size:
+            raise SiteError(
+                f"{self.key!r} received {self._received} bytes, not the {size} promised; "
+                "nothing stored",
+                site=self._site.name,
+            )
+
+    def _send_buffer(self) -> None:
+        """Send the full buffer as the next part, starting the upload with the first one."""
+        if self._upload is None:
+            self._upload = _MultipartUpload(
+                self._site, self.key, self._site._upload_arguments(None)
+            )
+        self._upload.send(self._buffer)
+        self._filled = 0
+
+    def _finish(self, *, sha256: str, size: int, condition: dict[str, Any]) -> str | None:
+        """Store what is buffered: the whole object, or the last part of the upload."""
+        del self._buffer[self._filled :]
+        if self._upload is None:
+            return self._site._put_whole(
+                self.key, self._buffer, sha256=sha256, size=size, condition=condition
+            )
+        self._upload.send(self._buffer)
+        version_id = self._upload.complete(condition)
+        self._upload = None
+        return version_id
+
+    def _abort_after_failure(self, error: BaseException) -> None:
+        """Abort while ``error`` is on its way out; a failed abort becomes a note on it."""
+        try:
+            self.abort()
+        except SiteError as abort_error:
+            error.add_note(f"and the unfinished upload is left: {abort_error}")

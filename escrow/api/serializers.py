@@ -13,7 +13,7 @@ class ReplicaSerializer(serializers.Serializer):
     kind = serializers.CharField()
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
-    verified_at = serializers.DateTimeField()
+    verified_at = serializers.DateTimeField(allow_null=True)
 
 
 class AcknowledgementSerializer(serializers.Serializer):

@@ -214,7 +214,12 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
 
 
 class DepositCopy(models.Model):
-    """One verified copy of one stored part of a deposit in one storage site."""
+    """One copy of one stored part of a deposit in one storage site.
+
+    ``verified_at`` is when the copy was last read back from the site and matched
+    ``sha256``. It is empty for a sealed file the intake has just written in one pass:
+    fsynced, with its hash computed as it was written, but not yet read back; the
+    replication step reads it back before the deposit can be ``replicated``."""
 
     class Kind(models.TextChoices):
         SEALED = "sealed", "Sealed archive"
@@ -228,7 +233,7 @@ class DepositCopy(models.Model):
     version_id = models.CharField(max_length=200, blank=True)
     sha256 = models.CharField(max_length=64, validators=[sha256_validator])
     size = models.BigIntegerField()
-    verified_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar = ["deposit", "site", "kind"]

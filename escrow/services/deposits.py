@@ -32,6 +32,10 @@ from records.services.transitions import TransitionRefused, apply_transition
 from vault.keys import system_signing_key
 from vault.manifest import sign_manifest
 
+#: The problem prefix of a deposit whose sealed file read back wrong from the primary site:
+#: its bytes are lost, so only the pipeline's upload of the same archive can redo it.
+DAMAGED_IN_PRIMARY = "damaged_in_primary"
+
 #: A lease owner that names no process: the work was handed to a queued task, which
 #: any worker may take at once; if none does before it expires, the sweeper queues it again.
 QUEUED = "queued:"
@@ -264,9 +268,12 @@ def deposit_fail(*, deposit: Deposit, problem: str, tell_staff: bool = False) ->
     return deposit
 
 
-def _durable(deposit: Deposit) -> bool:
+def deposit_durable(deposit: Deposit) -> bool:
     """Whether what the failed step needs is in the primary site, not only on the
-    machine that received the upload: a sealed attempt, or stored copies."""
+    machine that received the upload: a sealed attempt, or stored copies; never a
+    sealed file the primary was found to have damaged."""
+    if deposit.problem.startswith(DAMAGED_IN_PRIMARY):
+        return False
     if deposit.failed_from == DepositState.SEALED:
         return bool(deposit.seal_attempt)
     return deposit.failed_from == DepositState.STORED
@@ -285,6 +292,11 @@ def deposit_retry(*, deposit: Deposit, actor: User | None, reason: str = "") -> 
         DepositState.SEALED.value: "escrow.deposit_store_sealed",
         DepositState.STORED.value: "escrow.deposit_replicate_copies",
     }.get(deposit.failed_from)
+    if deposit.state == DepositState.FAILED and deposit.problem.startswith(DAMAGED_IN_PRIMARY):
+        raise TransitionRefused(
+            f"Deposit #{deposit.pk}'s sealed file read back damaged from the primary site; "
+            "its bytes are lost, so the pipeline must upload the same archive again."
+        )
     if deposit.state == DepositState.FAILED and follow_up is None:
         raise TransitionRefused(
             f"Deposit #{deposit.pk} failed before it was sealed ({deposit.problem}); "
@@ -315,7 +327,7 @@ def deposit_resume_upload(
     """The pipeline uploaded the archive of a failed deposit whose sealed file never
     reached the primary site again: it starts over from ``received`` under the
     uploading process's lease, and this upload carries it from there."""
-    if deposit.state == DepositState.FAILED and _durable(deposit):
+    if deposit.state == DepositState.FAILED and deposit_durable(deposit):
         raise TransitionRefused(
             f"Deposit #{deposit.pk} failed after it was sealed; staff retry it (deposit_retry)."
         )

@@ -1,19 +1,21 @@
 """From the release pipeline's upload to a sealed file in the primary site.
 
-The steps that need the plaintext (receive, check, seal) run in the process
-that received the upload, so the source never leaves that machine and never
-rests outside one intake file in ESCROW_INTAKE_DIR named by deposit and lease
-(``deposit-<id>.<lease>.plain``, the ciphertext ``deposit-<id>.<lease>.age.part``,
-and an empty ``deposit-<id>.<lease>.lease`` whose modification time is the lease's
-expiry), removed when sealing ends, also on failure; the sweeper removes any whose lease
-expired (a killed process). Sealing ends by putting the sealed file and the
-manifest in the primary site, read back and verified, *before* the deposit is
-``sealed``: from then on any process on any machine can store it (record its
-copies, ``stored``) and replicate it.
+The steps that need the plaintext run in the process that received the upload,
+so the source never leaves that machine: the body is read once and, in the same
+pass, hashed, inspected, encrypted and written into a pending object in the
+primary site (vault.one_pass), committed only if the archive was accepted. The
+intake folder (ESCROW_INTAKE_DIR) holds only an empty ``deposit-<id>.<lease>.lease``
+marker, whose modification time is the lease's expiry, and for a zip, which
+cannot be inspected before its end, the spooled plaintext
+``deposit-<id>.<lease>.plain``; both are removed when the request ends, also on
+failure, and the sweeper removes any whose lease expired (a killed process). The
+deposit is ``sealed`` only once the sealed file and manifest are in the primary
+site: from then on any process on any machine can store it (record its copies,
+``stored``) and replicate it.
 
 Every step runs under the deposit's lease (escrow.services.deposits), renewed
-while the body streams and the archive is sealed; a process that finds its lease
-lost (the sweeper took the deposit over) stops without changing anything.
+while the body streams; a process that finds its lease lost (the sweeper took the
+deposit over) stops without changing anything.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -40,6 +43,7 @@ from django_fsm import ConcurrentTransition
 from escrow.models import Deposit, DepositCopy, DepositState, DepositToken
 from escrow.models.deposits import version_validator
 from escrow.services.deposits import (
+    deposit_durable,
     deposit_fail,
     deposit_lease_hand_on,
     deposit_lease_renew,
@@ -57,7 +61,7 @@ from escrow.services.deposits import (
 from escrow.services.recipients import seal_recipients
 from records.queue import enqueue_on_commit
 from vault import age
-from vault.archive import ArchiveLimits, ArchiveRejected, inspect_archive
+from vault.archive import ArchiveLimits, ArchiveRejected, ArchiveReport
 from vault.keys import system_signing_key
 from vault.manifest import (
     ManifestError,
@@ -66,6 +70,7 @@ from vault.manifest import (
     manifest_sha256,
     sign_manifest,
 )
+from vault.one_pass import BodyMismatch, BodyTooLarge, Sealed, seal_in_one_pass
 from vault.site_clients import all_sites
 from vault.sites import SiteError, StorageSiteClient
 
@@ -146,21 +151,6 @@ class _Lease:
             os.utime(self.marker, (expires, expires))
 
 
-class _LeasedReader:
-    """A file read by a site's ``put`` that renews the lease as it goes."""
-
-    def __init__(self, file: BinaryIO, lease: _Lease) -> None:
-        self._file = file
-        self._lease = lease
-
-    def read(self, size: int = -1) -> bytes:
-        self._lease.keep()
-        return self._file.read(size)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
-
-
 def _archive_limits() -> ArchiveLimits:
     return ArchiveLimits(
         max_archive_bytes=settings.ESCROW_MAX_ARCHIVE_BYTES,
@@ -168,22 +158,6 @@ def _archive_limits() -> ArchiveLimits:
         max_expanded_bytes=settings.ESCROW_MAX_EXPANDED_BYTES,
         max_ratio=float(settings.ESCROW_MAX_EXPANSION_RATIO),
     )
-
-
-class _HashingWriter:
-    """Writes through to a file while hashing and counting what passes, renewing the lease."""
-
-    def __init__(self, file: BinaryIO, lease: _Lease) -> None:
-        self.file = file
-        self.lease = lease
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.lease.keep()
-        self.digest.update(data)
-        self.size += len(data)
-        return self.file.write(data)
 
 
 def _validate_request(version: str, claimed_sha256: str, pipeline: Mapping[str, str]) -> None:
@@ -233,13 +207,13 @@ def _resume(existing: Deposit, owner: str, label: str) -> str:
                     task_name="escrow.deposit_replicate_copies",
                     seconds=settings.ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS,
                 )
-                enqueue_on_commit("escrow.deposit_replicate_copies", deposit_id=existing.pk)
+                enqueue_on_commit(
+                    "escrow.deposit_replicate_copies", after_answer=True, deposit_id=existing.pk
+                )
         return "already"
     try:
         if state == DepositState.FAILED:
-            if existing.failed_from == DepositState.STORED or (
-                existing.failed_from == DepositState.SEALED and existing.seal_attempt
-            ):
+            if deposit_durable(existing):
                 deposit_retry(deposit=existing, actor=None, reason=reason)
                 return "queued" if existing.state == DepositState.STORED else "store"
             deposit_resume_upload(
@@ -340,92 +314,24 @@ def deposit_receive(
             deposit.refresh_from_db()
             return Received(deposit, outcome)
     if deposit.state == DepositState.SEALED:
-        deposit_store_sealed(deposit=deposit, lease_owner=owner)
+        deposit_store_sealed(deposit=deposit, lease_owner=owner, just_written=step == "body")
     return Received(deposit, outcome)
 
 
 def _check_and_seal(
     deposit: Deposit, body: BinaryIO, recipients: list[age.X25519Recipient], lease: _Lease
 ) -> None:
-    """Receive, check and seal under ``lease``; the intake files never outlive it."""
-    plaintext = _intake_file(deposit, lease.owner, "plain")
-    ciphertext = _intake_file(deposit, lease.owner, "age.part")
+    """Receive, check and seal in one pass under ``lease`` (vault.one_pass): the body
+    is read once, and its ciphertext goes straight into a pending object in the primary
+    site, committed only if the archive was accepted. The intake folder holds only the
+    lease marker, and for a zip the spooled plaintext; neither outlives this call."""
+    spool = _intake_file(deposit, lease.owner, "plain")
     marker = _intake_file(deposit, lease.owner, "lease")
-    try:
-        settings.ESCROW_INTAKE_DIR.mkdir(parents=True, exist_ok=True)
-        marker.touch(exist_ok=False)
-        lease.marker = marker
-        lease.mark()
-        with plaintext.open("xb") as file:
-            sha256, size, complete = _stream_body(body, file, lease)
-        lease.keep(now=True)
-        if not complete:
-            limit = settings.ESCROW_MAX_ARCHIVE_BYTES
-            deposit_reject(
-                deposit=deposit,
-                problem=f"too_large_archive: the body is larger than {limit} bytes.",
-            )
-            return
-        Deposit.objects.filter(pk=deposit.pk).update(archive_size=size)
-        deposit.archive_size = size
-        if sha256 != deposit.archive_sha256:
-            deposit_reject(
-                deposit=deposit,
-                problem=(
-                    f"sha256_mismatch: the body's SHA-256 is {sha256}, not "
-                    f"{deposit.archive_sha256} as X-Archive-SHA256 says; the upload was "
-                    "damaged or the header is wrong."
-                ),
-            )
-            return
-        manifest = _check(deposit, plaintext, recipients, lease)
-        if manifest is not None:
-            _seal(deposit, plaintext, ciphertext, manifest, recipients, lease)
-    except OSError as error:
-        plaintext.unlink(missing_ok=True)
-        ciphertext.unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            problem = (
-                f"{INTAKE_FULL}: the intake folder is full ({error.strerror}); nothing of "
-                "this upload was kept. Upload the same archive again later."
-            )
-        else:
-            problem = f"intake: {error}"
-        lease.keep(now=True)
-        deposit_fail(deposit=deposit, problem=problem, tell_staff=True)
-    finally:
-        plaintext.unlink(missing_ok=True)
-        ciphertext.unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
+    attempt = lease_token(lease.owner)
+    described: dict[str, Any] = {}
 
-
-def _stream_body(body: BinaryIO, file: BinaryIO, lease: _Lease) -> tuple[str, int, bool]:
-    """Copy the request body to ``file`` in chunks, hashing it; stop past the size limit."""
-    digest = hashlib.sha256()
-    size = 0
-    limit = settings.ESCROW_MAX_ARCHIVE_BYTES
-    while chunk := body.read(CHUNK):
-        lease.keep()
-        size += len(chunk)
-        if size > limit:
-            return "", size, False
-        digest.update(chunk)
-        file.write(chunk)
-    file.flush()
-    return digest.hexdigest(), size, True
-
-
-def _check(
-    deposit: Deposit, plaintext: Path, recipients: list[age.X25519Recipient], lease: _Lease
-) -> dict[str, Any] | None:
-    """Inspect the archive and describe it in a signed manifest; reject it if it is bad.
-    Returns the full manifest, which sealing puts in the primary site."""
-    try:
-        report = inspect_archive(
-            plaintext, limits=_archive_limits(), known_sha256=deposit.archive_sha256
-        )
-        manifest = build_manifest(
+    def describe(report: ArchiveReport) -> None:
+        described["manifest"] = build_manifest(
             product=deposit.product.slug,
             version=deposit.version,
             pipeline=deposit.pipeline,
@@ -433,67 +339,60 @@ def _check(
             created_at=timezone.now(),
             sealed_for=[recipient.to_string() for recipient in recipients],
         )
+
+    try:
+        settings.ESCROW_INTAKE_DIR.mkdir(parents=True, exist_ok=True)
+        marker.touch(exist_ok=False)
+        lease.marker = marker
+        lease.mark()
+        primary = all_sites()[0]
+        sealed = seal_in_one_pass(
+            body,
+            recipients=recipients,
+            pending=primary.begin_put(deposit.object_key(DepositCopy.Kind.SEALED, attempt=attempt)),
+            limits=_archive_limits(),
+            claimed_sha256=deposit.archive_sha256,
+            spool=spool,
+            tick=lease.keep,
+            before_commit=describe,
+        )
+        logger.info(
+            "one-pass timings %s",
+            json.dumps(
+                {
+                    "deposit": deposit.pk,
+                    "bytes": sealed.report.size,
+                    "busy_s": {name: round(value, 3) for name, value in sealed.timings.items()},
+                    "cpu_s": {name: round(value, 3) for name, value in sealed.cpu.items()},
+                }
+            ),
+        )
+        _record_sealed(deposit, sealed, described["manifest"], recipients, lease, attempt)
+    except BodyTooLarge:
+        lease.keep(now=True)
+        limit = settings.ESCROW_MAX_ARCHIVE_BYTES
+        deposit_reject(
+            deposit=deposit,
+            problem=f"too_large_archive: the body is larger than {limit} bytes.",
+        )
+    except BodyMismatch as mismatch:
+        lease.keep(now=True)
+        Deposit.objects.filter(pk=deposit.pk).update(archive_size=mismatch.size)
+        deposit.archive_size = mismatch.size
+        deposit_reject(
+            deposit=deposit,
+            problem=(
+                f"sha256_mismatch: the body's SHA-256 is {mismatch.sha256}, not "
+                f"{deposit.archive_sha256} as X-Archive-SHA256 says; the upload was "
+                "damaged or the header is wrong."
+            ),
+        )
     except ArchiveRejected as rejected:
         lease.keep(now=True)
         deposit_reject(deposit=deposit, problem=f"{rejected.code}: {rejected}")
-        return None
     except ManifestError as error:
         lease.keep(now=True)
         deposit_reject(deposit=deposit, problem=f"bad_metadata: {error}")
-        return None
-    signature = sign_manifest(manifest, system_signing_key())
-    lease.keep(now=True)
-    deposit_verify(
-        deposit=deposit,
-        manifest=_manifest_summary(manifest),
-        manifest_sha256=manifest_sha256(manifest),
-        signature=signature,
-    )
-    return manifest
-
-
-def _manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest without its member list (which can run to 200,000 rows): what the
-    database keeps. The full, signed manifest is stored next to the sealed file."""
-    summary = {key: value for key, value in manifest.items() if key != "members"}
-    summary["member_count"] = len(manifest.get("members", []))
-    return summary
-
-
-def _seal(
-    deposit: Deposit,
-    plaintext: Path,
-    ciphertext: Path,
-    manifest: Mapping[str, Any],
-    recipients: list[age.X25519Recipient],
-    lease: _Lease,
-) -> None:
-    """Encrypt to the intake, put the sealed file and manifest in the primary site under
-    this attempt's keys, and only then mark the deposit ``sealed``. A primary that does
-    not take them fails the deposit (the plaintext is gone; the upload again resumes)."""
-    with plaintext.open("rb") as source, ciphertext.open("xb") as target:
-        writer = _HashingWriter(target, lease)
-        age.encrypt(source, writer, recipients)  # type: ignore[arg-type]
-        target.flush()
-    plaintext.unlink()  # the plaintext is no longer needed: gone before the site is called
-    attempt = lease_token(lease.owner)
-    sealed_sha256, sealed_size = writer.digest.hexdigest(), writer.size
-    manifest_bytes = canonical_json(manifest)
-    primary = all_sites()[0]
-    try:
-        with ciphertext.open("rb") as file:
-            primary.put(
-                deposit.object_key(DepositCopy.Kind.SEALED, attempt=attempt),
-                _LeasedReader(file, lease),  # type: ignore[arg-type]
-                sha256=sealed_sha256,
-                size=sealed_size,
-            )
-        primary.put(
-            deposit.object_key(DepositCopy.Kind.MANIFEST, attempt=attempt),
-            io.BytesIO(manifest_bytes),
-            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-            size=len(manifest_bytes),
-        )
     except SiteError as error:
         lease.keep(now=True)
         deposit_fail(
@@ -504,26 +403,88 @@ def _seal(
             ),
             tell_staff=True,
         )
-        return
+    except OSError as error:
+        spool.unlink(missing_ok=True)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            problem = (
+                f"{INTAKE_FULL}: the intake folder is full ({error.strerror}); nothing of "
+                "this upload was kept. Upload the same archive again later."
+            )
+        else:
+            problem = f"intake: {error}"
+        lease.keep(now=True)
+        deposit_fail(deposit=deposit, problem=problem, tell_staff=True)
+    finally:
+        spool.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+
+
+def _record_sealed(
+    deposit: Deposit,
+    sealed: Sealed,
+    manifest: dict[str, Any],
+    recipients: list[age.X25519Recipient],
+    lease: _Lease,
+    attempt: str,
+) -> None:
+    """After the pass: sign the manifest, put it beside the sealed file in the primary
+    and record ``verified`` then ``sealed``. A primary that refuses the manifest fails
+    the deposit (the sealed object stays under this attempt's key, unused; the upload
+    again resumes)."""
+    lease.keep(now=True)
+    Deposit.objects.filter(pk=deposit.pk).update(archive_size=sealed.report.size)
+    deposit.archive_size = sealed.report.size
+    deposit_verify(
+        deposit=deposit,
+        manifest=_manifest_summary(manifest),
+        manifest_sha256=manifest_sha256(manifest),
+        signature=sign_manifest(manifest, system_signing_key()),
+    )
+    manifest_bytes = canonical_json(manifest)
+    all_sites()[0].put(
+        deposit.object_key(DepositCopy.Kind.MANIFEST, attempt=attempt),
+        io.BytesIO(manifest_bytes),
+        sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        size=len(manifest_bytes),
+    )
     lease.keep(now=True)
     deposit_seal(
         deposit=deposit,
-        ciphertext_sha256=sealed_sha256,
-        ciphertext_size=sealed_size,
+        ciphertext_sha256=sealed.ciphertext_sha256,
+        ciphertext_size=sealed.ciphertext_size,
         sealed_for=[r.to_string() for r in recipients],
         attempt=attempt,
     )
 
 
-def _verified_in(site: StorageSiteClient, deposit: Deposit, kind: str, sha256: str) -> DepositCopy:
-    """The copy of one sealed part the primary holds, checked against the recorded hash."""
+def _manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest without its member list (which can run to 200,000 rows): what the
+    database keeps. The full, signed manifest is stored next to the sealed file."""
+    summary = {key: value for key, value in manifest.items() if key != "members"}
+    summary["member_count"] = len(manifest.get("members", []))
+    return summary
+
+
+def _copy_in(
+    site: StorageSiteClient, deposit: Deposit, kind: str, sha256: str, *, read_back: bool = True
+) -> DepositCopy:
+    """The copy of one sealed part the primary holds. Read back and checked against the
+    recorded hash (``verified_at`` set), or, for a sealed file this process has just
+    written and fsynced with its hash computed on the way, only found at its size: its
+    read-back is replication's first step (``verified_at`` stays empty until then)."""
     key = deposit.object_key(kind)
     found = site.stat(key)
     if found is None:
         raise SiteError(f"{key} is not in the site", site=site.name)
-    actual = found.sha256 or site.hash(key)
-    if actual != sha256:
-        raise SiteError(f"{key} has SHA-256 {actual}, not {sha256} as recorded", site=site.name)
+    if read_back:
+        actual = found.sha256 or site.hash(key)
+        if actual != sha256:
+            raise SiteError(f"{key} has SHA-256 {actual}, not {sha256} as recorded", site=site.name)
+    elif found.size != deposit.ciphertext_size:
+        raise SiteError(
+            f"{key} is {found.size} bytes, not {deposit.ciphertext_size} as written",
+            site=site.name,
+        )
     return DepositCopy(
         deposit=deposit,
         site=site.name,
@@ -532,14 +493,17 @@ def _verified_in(site: StorageSiteClient, deposit: Deposit, kind: str, sha256: s
         version_id=found.version_id or "",
         sha256=sha256,
         size=found.size,
-        verified_at=timezone.now(),
+        verified_at=timezone.now() if read_back else None,
     )
 
 
-def deposit_store_sealed(*, deposit: Deposit, lease_owner: str = "") -> Deposit:
+def deposit_store_sealed(
+    *, deposit: Deposit, lease_owner: str = "", just_written: bool = False
+) -> Deposit:
     """Store a sealed deposit, on any machine: check the sealed file and manifest that
-    sealing put in the primary site, put the signature, record the three verified
-    copies and queue replication. Runs under ``lease_owner``'s lease (a new one when
+    sealing put in the primary site, put the signature, record the three copies and
+    queue replication. The sealed file is read back unless this process has
+    ``just_written`` it (see ``_copy_in``). Runs under ``lease_owner``'s lease (a new one when
     empty, as from the task); a deposit another live process works on is left alone,
     so a redelivered task is harmless. A site that fails leaves the deposit ``failed``
     with the reason, and staff are told; a retry stores it from the site."""
@@ -560,8 +524,14 @@ def deposit_store_sealed(*, deposit: Deposit, lease_owner: str = "") -> Deposit:
     signature = deposit.manifest_signature.encode()
     try:
         copies = [
-            _verified_in(primary, deposit, DepositCopy.Kind.SEALED, deposit.ciphertext_sha256),
-            _verified_in(primary, deposit, DepositCopy.Kind.MANIFEST, deposit.manifest_sha256),
+            _copy_in(
+                primary,
+                deposit,
+                DepositCopy.Kind.SEALED,
+                deposit.ciphertext_sha256,
+                read_back=not just_written,
+            ),
+            _copy_in(primary, deposit, DepositCopy.Kind.MANIFEST, deposit.manifest_sha256),
             _put(
                 primary,
                 deposit,
@@ -574,6 +544,11 @@ def deposit_store_sealed(*, deposit: Deposit, lease_owner: str = "") -> Deposit:
     except SiteError as error:
         return deposit_fail(deposit=deposit, problem=f"store: {error}", tell_staff=True)
     with transaction.atomic():
+        # Rows of an earlier attempt's objects (one whose sealed file the primary damaged)
+        # describe copies that are no longer the deposit's; the objects stay in the sites.
+        DepositCopy.objects.filter(deposit=deposit).exclude(
+            key__in=[copy.key for copy in copies]
+        ).delete()
         for copy in copies:
             DepositCopy.objects.update_or_create(
                 deposit=deposit,
@@ -593,7 +568,9 @@ def deposit_store_sealed(*, deposit: Deposit, lease_owner: str = "") -> Deposit:
             task_name="escrow.deposit_replicate_copies",
             seconds=settings.ESCROW_DEPOSIT_REPLICATION_LEASE_SECONDS,
         )
-        enqueue_on_commit("escrow.deposit_replicate_copies", deposit_id=deposit.pk)
+        enqueue_on_commit(
+            "escrow.deposit_replicate_copies", after_answer=True, deposit_id=deposit.pk
+        )
     return deposit
 
 

@@ -27,7 +27,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from escrow.models import Deposit, DepositCopy, DepositState
-from escrow.services.deposits import deposit_replicate, deposit_retry
+from escrow.services.deposits import (
+    DAMAGED_IN_PRIMARY,
+    deposit_fail,
+    deposit_replicate,
+    deposit_retry,
+)
 from records.models import AuditEntry, StoredFile
 from records.services.audit import audit_record
 from records.services.transitions import TransitionRefused
@@ -36,23 +41,39 @@ from vault.sites import SiteError, StorageSiteClient
 
 STORED_STATES = [DepositState.STORED, DepositState.REPLICATED, DepositState.ACKNOWLEDGED]
 
-CopyStatus = Literal["verified", "missing"]
+CopyStatus = Literal["verified", "written", "missing"]
 VERIFIED: CopyStatus = "verified"
+WRITTEN: CopyStatus = "written"
 MISSING: CopyStatus = "missing"
+
+
+class PrimaryDamaged(Exception):
+    """A copy in the primary site does not hold the bytes written to it: read back, its
+    hash differs from the one computed as it was written. Nothing can be copied from it."""
 
 
 def deposit_copy_status(
     *, deposit: Deposit, sites: Iterable[str] | None = None
 ) -> dict[str, CopyStatus]:
     """Per site (every configured one unless named): ``"verified"`` when the site has a
-    verified copy of every part of the deposit (a ``DepositCopy`` row for each kind),
-    else ``"missing"``. The rows are the record; reading them touches no site."""
+    copy of every part of the deposit (a ``DepositCopy`` row for each kind), each read
+    back and checked; ``"written"`` when it has them all but one is not read back yet
+    (the sealed file the intake has just written); else ``"missing"``. The rows are
+    the record; reading them touches no site."""
     names = list(sites) if sites is not None else [site.name for site in all_sites()]
     kinds: dict[str, set[str]] = defaultdict(set)
+    proven: dict[str, bool] = defaultdict(lambda: True)
     for copy in deposit.copies.all():  # uses a prefetch when the caller made one
         kinds[copy.site].add(copy.kind)
+        proven[copy.site] = proven[copy.site] and copy.verified_at is not None
     every = set(DepositCopy.Kind.values)
-    return {name: VERIFIED if kinds[name] >= every else MISSING for name in names}
+
+    def status(name: str) -> CopyStatus:
+        if kinds[name] < every:
+            return MISSING
+        return VERIFIED if proven[name] else WRITTEN
+
+    return {name: status(name) for name in names}
 
 
 def _expected(deposit: Deposit) -> dict[str, DepositCopy]:
@@ -92,9 +113,32 @@ def _record(
 def _copy_between(
     source: StorageSiteClient, target: StorageSiteClient, deposit: Deposit, reference: DepositCopy
 ) -> DepositCopy:
-    with source.open(reference.key) as stream:
-        stored = target.put(reference.key, stream, sha256=reference.sha256, size=reference.size)
+    """Copy one part; the target checks the source's bytes against the recorded hash as
+    they arrive, so a copy of a primary copy not yet read back proves that copy too."""
+    try:
+        with source.open(reference.key) as stream:
+            stored = target.put(reference.key, stream, sha256=reference.sha256, size=reference.size)
+    except SiteError:
+        if reference.verified_at is None:
+            _prove(source, deposit, reference)  # raises PrimaryDamaged if that was the cause
+        raise
+    if reference.verified_at is None:
+        _record(deposit, source.name, reference, reference.version_id)
+        reference.verified_at = timezone.now()
     return _record(deposit, target.name, reference, stored.version_id)
+
+
+def _prove(site: StorageSiteClient, deposit: Deposit, copy: DepositCopy) -> None:
+    """Read back a copy written in one pass (never read back yet) and record it verified;
+    ``PrimaryDamaged`` when its bytes are not the ones written."""
+    actual = site.hash(copy.key)
+    if actual != copy.sha256:
+        raise PrimaryDamaged(
+            f"{copy.key} in {site.name} reads back with SHA-256 {actual}, not {copy.sha256} "
+            "as written: the copy is damaged"
+        )
+    _record(deposit, site.name, copy, copy.version_id)
+    copy.verified_at = timezone.now()
 
 
 def _combined(errors: list[SiteError]) -> SiteError:
@@ -137,7 +181,13 @@ def deposit_replicate_copies(*, deposit: Deposit) -> Deposit:
     Each replica is tried on its own (one failing never blocks the next) and a
     part a site already holds is not copied again, so a retry does only what is
     missing. Raises ``SiteError`` naming every site that failed, transient if any
-    failure was (the Celery task retries transient ones)."""
+    failure was (the Celery task retries transient ones).
+
+    This is also where the sealed file the intake wrote in one pass is read back for
+    the first time: copying it proves it (the replica checks every byte against the
+    hash computed as it was written), and a part no replica needed is read back here.
+    A primary copy that reads back wrong fails the deposit, naming the damage: its
+    bytes are lost, so the pipeline must upload the same archive again."""
     sites = all_sites()
     primary, replicas = sites[0], sites[1:]
     expected = _expected(deposit)
@@ -147,13 +197,26 @@ def deposit_replicate_copies(*, deposit: Deposit) -> Deposit:
         )
     held = set(deposit.copies.values_list("site", "kind"))
     errors: list[SiteError] = []
-    for replica in replicas:
-        try:
-            for reference in expected.values():
-                if (replica.name, reference.kind) not in held:
-                    _copy_between(primary, replica, deposit, reference)
-        except SiteError as error:
-            errors.append(error)
+    try:
+        for replica in replicas:
+            try:
+                for reference in expected.values():
+                    if (replica.name, reference.kind) not in held:
+                        _copy_between(primary, replica, deposit, reference)
+            except SiteError as error:
+                errors.append(error)
+        for reference in expected.values():
+            if reference.verified_at is None:
+                _prove(primary, deposit, reference)
+    except PrimaryDamaged as damaged:
+        return deposit_fail(
+            deposit=deposit,
+            problem=(
+                f"{DAMAGED_IN_PRIMARY}: {damaged}. The sealed bytes are lost; upload the "
+                "same archive again."
+            ),
+            tell_staff=True,
+        )
     if errors:
         raise _combined(errors)
     _promote(deposit, [site.name for site in sites])
@@ -339,7 +402,11 @@ def _reconcile_one(
     try:
         present = site.stat(expected.key)
         if present is not None:
-            if expected.deposit is None or (row is not None and row.sha256 == expected.sha256):
+            if expected.deposit is None:
+                return
+            if row is not None and row.sha256 == expected.sha256:
+                if row.verified_at is None:
+                    _prove_in_pass(run, site, expected.deposit, row)
                 return
             # There, but never recorded (a copy whose record was lost, or made by hand):
             # hashed before it counts, so a damaged object is never recorded as a copy.
@@ -357,6 +424,14 @@ def _reconcile_one(
         run.repairs.copied.append(label)
     except SiteError as error:
         run.failed(site, expected.key, error)
+
+
+def _prove_in_pass(run: _Pass, site: StorageSiteClient, deposit: Deposit, row: DepositCopy) -> None:
+    """Read back a copy written in one pass whose replication never ran."""
+    try:
+        _prove(site, deposit, row)
+    except PrimaryDamaged as damaged:
+        run.repairs.problems.append(f"{site.name}:{row.key}: {damaged}")
 
 
 def _restore(source: StorageSiteClient, target: StorageSiteClient, expected: Expected) -> None:
@@ -397,7 +472,7 @@ def _scrub_one(
         if site.hash(expected.key) == expected.sha256:
             if expected.deposit is None:
                 return
-            if row is None:
+            if row is None or row.verified_at is None:
                 _record(expected.deposit, site.name, expected, present.version_id)
                 run.repairs.recorded.append(label)
             elif replaced:

@@ -23,7 +23,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from escrow.models import Deposit, DepositCopy
-from escrow.services.replication import STORED_STATES, VERIFIED, deposit_copy_status
+from escrow.services.replication import (
+    MISSING,
+    STORED_STATES,
+    VERIFIED,
+    WRITTEN,
+    deposit_copy_status,
+)
 from vault.site_clients import all_sites
 
 
@@ -74,18 +80,21 @@ def vault_health(*, now: datetime | None = None) -> VaultHealth:
         health.checked += 1
         status = deposit_copy_status(deposit=deposit, sites=health.sites)
         verified = [site for site, copies in status.items() if copies == VERIFIED]
-        missing = [site for site, copies in status.items() if copies != VERIFIED]
+        written = [site for site, copies in status.items() if copies == WRITTEN]
+        missing = [site for site, copies in status.items() if copies == MISSING]
         name = f"deposit #{deposit.pk} ({deposit}, {deposit.state})"
-        if not verified:
+        if not verified and not written:
             health.problems.append(f"{name}: no verified copy in any site")
             continue
-        if not missing:
+        if not missing and not written:
             continue
-        copies = list(deposit.copies.all())
-        since = min(copy.verified_at for copy in copies) if copies else deposit.updated_at
+        checked = [copy.verified_at for copy in deposit.copies.all() if copy.verified_at]
+        since = min(checked) if checked else deposit.updated_at
+        unproven = f", written but not yet read back in {', '.join(written)}" if written else ""
         line = (
-            f"{name}: verified copies in {len(verified)} of {len(status)} sites, missing in "
-            f"{', '.join(missing)}, for {_age((now - since).total_seconds())}"
+            f"{name}: verified copies in {len(verified)} of {len(status)} sites{unproven}"
+            + (f", missing in {', '.join(missing)}" if missing else "")
+            + f", for {_age((now - since).total_seconds())}"
         )
         (health.problems if now - since > grace else health.pending).append(line)
     return health

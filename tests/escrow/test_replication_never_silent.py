@@ -120,7 +120,9 @@ def health_exit(capsys) -> tuple[int, str, str]:
 def test_copy_status_names_every_site_and_counts_only_complete_copies(deposit_one) -> None:
     deposit = deposit_one(replicate=False)
     assert deposit.state == "stored"
-    assert deposit_copy_status(deposit=deposit) == {"primary": "verified", "replica": "missing"}
+    # Stored: the sealed file is fsynced in the primary with the hash computed as it was
+    # written; replication reads it back before anything is called verified.
+    assert deposit_copy_status(deposit=deposit) == {"primary": "written", "replica": "missing"}
 
     deposit_replicate_copies(deposit=deposit)
 
@@ -341,7 +343,15 @@ def test_one_unhealable_deposit_never_blocks_another_deposits_promotion(
 
     repairs = vault_reconcile()
 
-    assert repairs.problems == [f"{broken.object_key('sealed')}: no good copy anywhere"]
+    key = broken.object_key("sealed")
+    sealed = DepositCopy.objects.get(deposit=broken, site="primary", kind="sealed")
+    assert repairs.problems == [
+        # Written in one pass and never read back: reconcile reads it back, and says so.
+        f"primary:{key}: {key} in primary reads back with SHA-256 "
+        f"{hashlib.sha256(b'rotten').hexdigest()}, not {sealed.sha256} as written: "
+        "the copy is damaged",
+        f"{key}: no good copy anywhere",
+    ]
     assert repairs.promoted == [f"deposit #{fine.pk} ({fine})"]
     assert state_of(fine) == "replicated"
     assert state_of(broken) == "stored"
@@ -358,7 +368,8 @@ def test_reconcile_covers_a_failed_deposit_and_brings_it_back_to_replicated(
     # vault health sees it too: one verified copy of two, still within the grace period.
     [pending] = vault_health().pending
     assert pending.startswith(
-        f"deposit #{deposit.pk} ({deposit}, failed): verified copies in 1 of 2"
+        f"deposit #{deposit.pk} ({deposit}, failed): verified copies in 0 of 2 sites, "
+        "written but not yet read back in primary"
     )
 
     repairs = vault_reconcile()

@@ -83,7 +83,13 @@ def test_a_single_copy_is_pending_within_the_grace_period_and_a_problem_after_it
     stored, capsys, mailoutbox
 ) -> None:
     deposit = stored()
-    first_copy = DepositCopy.objects.filter(deposit=deposit).earliest("verified_at").verified_at
+    # The manifest and signature are read back when stored; the sealed file, written in
+    # one pass, only by replication (docs/architecture.md, "What each deposit state promises").
+    first_copy = (
+        DepositCopy.objects.filter(deposit=deposit, verified_at__isnull=False)
+        .earliest("verified_at")
+        .verified_at
+    )
 
     with time_machine.travel(first_copy + timedelta(seconds=3599), tick=False):
         health = vault_health()
@@ -91,8 +97,8 @@ def test_a_single_copy_is_pending_within_the_grace_period_and_a_problem_after_it
         assert vault_health_check_task() == {"checked": 1, "problems": 0}
     assert health.problems == []
     assert health.pending == [
-        f"deposit #{deposit.pk} ({deposit}, stored): verified copies in 1 of 2 sites, "
-        "missing in replica, for 59 min"
+        f"deposit #{deposit.pk} ({deposit}, stored): verified copies in 0 of 2 sites, "
+        "written but not yet read back in primary, missing in replica, for 59 min"
     ]
     assert status == 0
     assert f"pending: deposit #{deposit.pk}" in out
@@ -103,8 +109,8 @@ def test_a_single_copy_is_pending_within_the_grace_period_and_a_problem_after_it
         status, _, err = health_command(capsys)
         assert vault_health_check_task() == {"checked": 1, "problems": 1}
     assert health.problems == [
-        f"deposit #{deposit.pk} ({deposit}, stored): verified copies in 1 of 2 sites, "
-        "missing in replica, for 2 h 0 min"
+        f"deposit #{deposit.pk} ({deposit}, stored): verified copies in 0 of 2 sites, "
+        "written but not yet read back in primary, missing in replica, for 2 h 0 min"
     ]
     assert status == 1
     assert f"problem: deposit #{deposit.pk}" in err
@@ -147,7 +153,13 @@ def test_a_deposit_with_no_verified_copy_anywhere_is_a_problem_at_once(
 def test_the_grace_period_is_the_setting(stored, settings) -> None:
     settings.ESCROW_COPY_GRACE_SECONDS = 60
     deposit = stored()
-    first_copy = DepositCopy.objects.filter(deposit=deposit).earliest("verified_at").verified_at
+    # The manifest and signature are read back when stored; the sealed file, written in
+    # one pass, only by replication (docs/architecture.md, "What each deposit state promises").
+    first_copy = (
+        DepositCopy.objects.filter(deposit=deposit, verified_at__isnull=False)
+        .earliest("verified_at")
+        .verified_at
+    )
     with time_machine.travel(first_copy + timedelta(seconds=59), tick=False):
         assert vault_health().healthy
     with time_machine.travel(first_copy + timedelta(seconds=61), tick=False):

@@ -28,6 +28,7 @@ import tarfile
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,6 +179,19 @@ def site_environment(sites: list[StorageSite]) -> dict[str, str]:
             f"{prefix}_SECRET_ACCESS_KEY": site["secret_access_key"],
         }
     return environment
+
+
+def zip_of(size: int, *, seed: str) -> bytes:
+    """``archive_of`` as a zip: the one format the intake spools (its directory is last)."""
+    buffer = io.BytesIO()
+    files = dict(archives.PROJECT) | {
+        "project/NOTES.md": f"fault test {seed}\n".encode(),
+        "project/assets/blob.bin": os.urandom(size),
+    }
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
 
 
 def archive_of(size: int, *, seed: str) -> bytes:
@@ -506,6 +520,22 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, message: Callable[
             return value
         time.sleep(0.005)
     pytest.fail(message())
+
+
+def replicated_after_answer(deposit: Any, server: Gunicorn, *, timeout: float = 60) -> None:
+    """Follow the deposit as the pipeline follows ``status_url``: the web worker answers
+    ``stored`` and replicates after its answer (in-process tasks run after the answer),
+    so ``replicated`` comes a moment later. Fails with the deposit's state if it never does."""
+
+    def done() -> bool:
+        deposit.refresh_from_db()
+        return bool(deposit.state == "replicated")
+
+    wait_for(
+        done,
+        timeout=timeout,
+        message=lambda: f"never replicated: {deposit.state} {deposit.problem}\n{server.log_text()}",
+    )
 
 
 def kill_when(

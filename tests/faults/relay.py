@@ -10,6 +10,9 @@ the server's own, so a test decides what the network does:
 - ``throttle(bytes_per_second)`` slows what passes in both directions, so a
   large upload to the site takes long enough for a test to kill the process
   that is sending it while it does.
+- ``damage_once(at)`` flips one bit of the byte at offset ``at`` of the next
+  connection's bytes towards the server that get that far, as a faulty link or
+  network card would: one byte of a large upload arrives wrong.
 
 ``tests.s3server.FlakyEndpoint`` is this relay under the names the storage-site
 tests use; the server behind may be anything that speaks TCP.
@@ -35,7 +38,9 @@ class Relay:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._bytes_per_second: float | None = None
+        self._damage_at: int | None = None
         self.connections_accepted = 0
+        self.damaged = 0
 
     @classmethod
     def to_url(cls, url: str) -> Relay:
@@ -86,6 +91,23 @@ class Relay:
         (``None``: as fast as the machine goes)."""
         self._bytes_per_second = bytes_per_second
 
+    def damage_once(self, at: int) -> None:
+        """Flip a bit of the byte at offset ``at`` of one connection's stream to the server."""
+        self._damage_at = at
+
+    def _damage(self, data: bytes, passed: int) -> bytes:
+        at = self._damage_at
+        if at is None or not passed <= at < passed + len(data):
+            return data
+        with self._lock:
+            if self._damage_at is None:
+                return data
+            self._damage_at = None
+            self.damaged += 1
+        damaged = bytearray(data)
+        damaged[at - passed] ^= 0x01
+        return bytes(damaged)
+
     def _accept_loop(self, listener: socket.socket, stopping: threading.Event) -> None:
         while not stopping.is_set():
             try:
@@ -108,12 +130,20 @@ class Relay:
                     _reset(upstream)
                     continue
                 self._connections.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, towards_server in (
+                (client, upstream, True),
+                (upstream, client, False),
+            ):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, towards_server), daemon=True
+                ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, towards_server: bool) -> None:
+        passed = 0
         try:
             while data := source.recv(16384):
+                if towards_server:
+                    data, passed = self._damage(data, passed), passed + len(data)
                 sink.sendall(data)
                 rate = self._bytes_per_second
                 if rate:

@@ -26,6 +26,7 @@ from tests.faults.conftest import (
     kill_when,
     missing_copies,
     plaintext_left,
+    replicated_after_answer,
     s3_site_behind,
     staff_mails_about,
     wait_for_lease_to_expire,
@@ -105,7 +106,7 @@ def test_a_killed_web_worker_leaves_no_stuck_deposit_no_plaintext_and_no_false_s
     deposit.refresh_from_db()
     assert_answer_truthful(again, deposit.state)
     assert again.status == (200 if was in SETTLED_STATES else 202), again
-    assert deposit.state == "replicated", (deposit.state, deposit.problem, server.log_text())
+    replicated_after_answer(deposit, server)
     assert deposit.problem == ""
     once_more = world.put(server, version, body)
     assert once_more.status == 200, once_more

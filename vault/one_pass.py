@@ -1,0 +1,353 @@
+"""Sealing a deposit in one pass: from the request body to the primary site's pending object.
+
+The body is read once. Each piece goes, through bounded queues, to stages that
+run side by side in their own threads (hashing, encryption, decompression and
+file writes release the GIL, so the stages share the cores)::
+
+    body ─ read ─┬─ hash the archive ───────────────────────────────────────────────┐
+                 ├─ (inflate) ─ inspect: tar members, hash each ──────────────────┤
+                 ├─ encrypt (age) ─ hash the ciphertext, write to the site ─────────┼─ commit
+                 └─ spool to the intake (zip only) ───────────────────────────────┘
+
+Nothing becomes visible before the end: the ciphertext goes to the site's
+*pending* object (a hidden temporary file, or an S3 multipart upload), committed
+only when the whole archive was read, its hash matched the one the pipeline
+claimed and the inspection accepted it. Any other ending aborts the pending
+object, so a hostile archive, a damaged upload or a failing site leave nothing.
+
+A zip archive keeps its directory at the end, so it cannot be inspected while
+it streams: its plaintext is also spooled to ``spool`` (a file in the intake
+folder) and inspected from there once the body has arrived. Tar, plain or
+compressed with gzip, xz or bzip2, is inspected as it streams.
+
+Memory is bounded by the queues: at most ``DEPTH`` pieces of ``PIECE`` bytes wait
+before each stage, whatever the archive's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vault.age.recipients import Recipient
+from vault.age.writer import AgeWriter
+from vault.archive import (
+    ArchiveLimits,
+    ArchiveRejected,
+    ArchiveReport,
+    inspect_archive,
+    inspect_tar_stream,
+    report_of,
+    sniff_format,
+)
+from vault.archive_streams import (
+    DECOMPRESSION_ERRORS,
+    ChunkSource,
+    Compression,
+    DecompressingReader,
+)
+from vault.sites import PendingObject, StoredObject
+
+#: Bytes read from the body at a time.
+PIECE = 512 * 1024
+#: Pieces that may wait before each stage.
+DEPTH = 2
+_END = object()
+#: Per reading thread: seconds it spent waiting for room in a stage's queue.
+_reader_waited = threading.local()
+
+
+class BodyTooLarge(Exception):
+    """The body is longer than the archive size limit (reading stopped there)."""
+
+
+class BodyMismatch(Exception):
+    """The body's SHA-256 is not the one the pipeline claimed: a damaged upload or a
+    wrong header. ``sha256`` and ``size`` describe what arrived."""
+
+    def __init__(self, sha256: str, size: int) -> None:
+        super().__init__(f"the body's SHA-256 is {sha256} ({size} bytes)")
+        self.sha256 = sha256
+        self.size = size
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What one pass produced: the archive's report and the committed sealed object."""
+
+    report: ArchiveReport
+    stored: StoredObject
+    ciphertext_sha256: str
+    ciphertext_size: int
+    #: CPU seconds each thread used: ``read`` (the reading thread's loop) and each stage.
+    cpu: dict[str, float] = field(default_factory=dict)
+    #: Seconds each step was busy (not waiting on a queue), in the order they are taken:
+    #: ``receive`` (reading the body: the network and the client), ``reader waits for
+    #: stages`` (the reading thread blocked on a full queue), ``read whole body``, then
+    #: each stage (``hash archive``, ``decompress`` for a compressed tar, ``inspect`` or
+    #: ``spool``, ``encrypt``, ``write`` with the ciphertext's hash), ``finish
+    #: inspection``, ``commit`` and ``wall``.
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Stage(threading.Thread):
+    """One step of the pass in its own thread, fed pieces through a bounded queue.
+
+    When its work fails it keeps taking (and dropping) pieces until the end, so the
+    stage before it never blocks; the error waits in ``error`` for the reader. When it
+    ends, for whatever reason, it passes the end on to ``downstream``."""
+
+    def __init__(self, name: str, work: Callable[[Iterator[Any]], Any]) -> None:
+        super().__init__(name=f"one-pass-{name}", daemon=True)
+        self.label = name
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=DEPTH)
+        self.downstream: list[_Stage] = []
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self.busy = 0.0
+        self.cpu = 0.0
+        self._work = work
+        self._waited = 0.0
+        self._ended = False
+
+    def feed(self, piece: Any) -> None:
+        """Queue ``piece``; time the feeder spends waiting for room is not its work."""
+        waiting = time.perf_counter()
+        self.queue.put(piece)
+        waited = time.perf_counter() - waiting
+        feeder = threading.current_thread()
+        if isinstance(feeder, _Stage):
+            feeder._waited += waited
+        else:
+            _reader_waited.value = getattr(_reader_waited, "value", 0.0) + waited
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        cpu = time.thread_time()
+        try:
+            self.result = self._work(self._pieces())
+        except BaseException as error:  # handed to the reader, which re-raises it
+            self.error = error
+        finally:
+            self.busy = time.perf_counter() - started - self._waited
+            self.cpu = time.thread_time() - cpu
+            while not self._ended:
+                self._ended = self.queue.get() is _END
+            for stage in self.downstream:
+                stage.feed(_END)
+
+    def _pieces(self) -> Iterator[Any]:
+        while True:
+            waiting = time.perf_counter()
+            piece = self.queue.get()
+            self._waited += time.perf_counter() - waiting
+            if piece is _END:
+                self._ended = True
+                return
+            yield piece
+
+
+class _CiphertextWriter:
+    """The last stage: hashes the ciphertext as it is written into the pending object
+    (its work is mostly waiting for the disk or the network, so it has room to hash)."""
+
+    def __init__(self, pending: PendingObject) -> None:
+        self.pending = pending
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def __call__(self, pieces: Iterator[bytes]) -> None:
+        for piece in pieces:
+            self.digest.update(piece)
+            self.size += len(piece)
+            self.pending.write(piece)
+
+
+def seal_in_one_pass(
+    body: BinaryIO,
+    *,
+    recipients: Sequence[Recipient],
+    pending: PendingObject,
+    limits: ArchiveLimits,
+    claimed_sha256: str,
+    spool: Path,
+    tick: Callable[[], None] = lambda: None,
+    before_commit: Callable[[ArchiveReport], object] = lambda report: None,
+) -> Sealed:
+    """Read ``body`` once: hash, inspect, encrypt for ``recipients`` and write the age
+    file into ``pending``, then commit it if everything held. ``tick`` is called for
+    every piece read (the intake renews its lease there; raising stops the pass);
+    ``before_commit`` with the accepted archive's report, as the last chance to refuse
+    it (the intake builds the manifest there; raising aborts the pending object).
+
+    Raises, with ``pending`` aborted and ``spool`` removed: ``BodyTooLarge``,
+    ``BodyMismatch``, ``ArchiveRejected``, or what the site or the body raised
+    (``SiteError``, ``OSError``...). A rejection is only reported for a body whose
+    hash matched: a damaged upload is a ``BodyMismatch``, never a judgement on the
+    archive."""
+    started = time.perf_counter()
+    received = 0
+    timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    try:
+        with pending:
+            head, ended = _read_head(body)
+            archive_format, compression = sniff_format(head)
+            ciphertext = _CiphertextWriter(pending)
+            write = _Stage("write", ciphertext)
+            encrypt = _Stage("encrypt", lambda pieces: _encrypt(pieces, write, recipients))
+            encrypt.downstream.append(write)
+            # The stages that judge the archive: ``first`` takes the body's pieces,
+            # ``last`` gives the verdict (for a compressed tar, inflating has a thread
+            # of its own beside the walk over the members).
+            if archive_format == "zip":
+                first = last = _Stage("spool", lambda pieces: _spool(pieces, spool))
+            else:
+                last = _Stage(
+                    "inspect",
+                    lambda pieces: inspect_tar_stream(
+                        pieces,
+                        compression=compression,
+                        decompressed=compression is not None,
+                        limits=limits,
+                        received=lambda: received,
+                    ),
+                )
+                first = last
+                if compression is not None:
+                    first = _Stage(
+                        "decompress", lambda pieces: _decompress(pieces, compression, last)
+                    )
+                    first.downstream.append(last)
+            digest = hashlib.sha256()
+            hasher = _Stage("hash archive", lambda pieces: _hash(pieces, digest))
+            stages = [
+                hasher,
+                *{id(stage): stage for stage in (first, last, encrypt, write)}.values(),
+            ]
+            for stage in stages:
+                stage.start()
+            reading = time.perf_counter()
+            reading_cpu = time.thread_time()
+            _reader_waited.value = 0.0
+            receiving = 0.0
+            try:
+                piece = head
+                while piece:
+                    received += len(piece)
+                    if received > limits.max_archive_bytes:
+                        raise BodyTooLarge(f"the body is larger than {limits.max_archive_bytes}")
+                    hasher.feed(piece)
+                    if encrypt.error or write.error:
+                        break  # the site or the sealing failed: nothing more to do
+                    if first.error is None and last.error is None:
+                        # Once the archive is refused, only its hash is still wanted: it
+                        # tells a damaged upload from a refused archive.
+                        first.feed(piece)
+                        encrypt.feed(piece)
+                    tick()
+                    now = time.perf_counter()
+                    piece = b"" if ended else body.read(PIECE)
+                    receiving += time.perf_counter() - now
+            finally:
+                timings["receive"] = receiving
+                timings["reader waits for stages"] = _reader_waited.value
+                timings["read whole body"] = time.perf_counter() - reading
+                cpu["read"] = time.thread_time() - reading_cpu
+                for stage in (hasher, first, encrypt):
+                    stage.feed(_END)
+                for stage in stages:
+                    stage.join()
+                    timings[stage.label] = stage.busy
+                    cpu[stage.label] = stage.cpu
+            for stage in (encrypt, write):
+                if stage.error is not None:
+                    raise stage.error
+            sha256 = digest.hexdigest()
+            if sha256 != claimed_sha256:
+                raise BodyMismatch(sha256, received)
+            for stage in (first, last):
+                if stage.error is not None:
+                    raise stage.error
+            checking = time.perf_counter()
+            report = _report(last.result, archive_format, received, sha256, spool, limits)
+            before_commit(report)
+            committing = time.perf_counter()
+            timings["finish inspection"] = committing - checking
+            ciphertext_sha256 = ciphertext.digest.hexdigest()
+            stored = pending.commit(sha256=ciphertext_sha256, size=ciphertext.size)
+            timings["commit"] = time.perf_counter() - committing
+    finally:
+        spool.unlink(missing_ok=True)
+    timings["wall"] = time.perf_counter() - started
+    return Sealed(
+        report=report,
+        stored=stored,
+        ciphertext_sha256=ciphertext_sha256,
+        ciphertext_size=ciphertext.size,
+        timings=timings,
+        cpu=cpu,
+    )
+
+
+def _read_head(body: BinaryIO) -> tuple[bytes, bool]:
+    """The first piece, at least 512 bytes unless the body is shorter (enough to tell the
+    format by its magic number), and whether the body ended there."""
+    head = body.read(PIECE)
+    while head and len(head) < 512:
+        more = body.read(PIECE)
+        if not more:
+            return head, True
+        head += more
+    return head, not head
+
+
+def _encrypt(pieces: Iterator[bytes], write: _Stage, recipients: Sequence[Recipient]) -> None:
+    sealer = AgeWriter(write.feed, recipients)
+    for piece in pieces:
+        if write.error is not None:
+            return  # the site failed; the reader stops at its next piece
+        sealer.write(piece)
+    sealer.close()
+
+
+def _hash(pieces: Iterator[bytes], digest: Any) -> None:
+    """The archive's SHA-256, in a thread of its own: the reading thread only reads."""
+    for piece in pieces:
+        digest.update(piece)
+
+
+def _decompress(pieces: Iterator[bytes], compression: Compression, inspect: _Stage) -> None:
+    """Inflate a compressed tar for the inspection, a bounded piece at a time. Damage is
+    handed on as a piece of its own, so the inspection meets it exactly where the
+    stream broke (and names the member it was reading)."""
+    reader = DecompressingReader(ChunkSource(pieces), compression)
+    try:
+        while inspect.error is None and (inflated := reader.read(PIECE)):
+            inspect.feed(inflated)
+    except DECOMPRESSION_ERRORS as damage:
+        inspect.feed(damage)
+
+
+def _spool(pieces: Iterator[bytes], spool: Path) -> None:
+    """Keep a zip's plaintext in the intake folder, to inspect it from its directory."""
+    with spool.open("xb") as file:
+        for piece in pieces:
+            file.write(piece)
+
+
+def _report(
+    result: Any, archive_format: str, size: int, sha256: str, spool: Path, limits: ArchiveLimits
+) -> ArchiveReport:
+    if archive_format == "zip":
+        with contextlib.suppress(FileNotFoundError):
+            return inspect_archive(spool, limits=limits, known_sha256=sha256)
+        raise ArchiveRejected("corrupt_archive", "The zip archive could not be spooled.")
+    return report_of(result, archive_format=archive_format, size=size, sha256=sha256)
