@@ -1,49 +1,81 @@
-"""A throwaway escrow installation for the sealing and upload benchmarks.
+"""A throwaway escrow installation served by gunicorn, and the archives deposited to it.
 
-The driver side (imported by ``bench.seal_throughput``, ``bench.seal_memory``
-and ``bench.upload_memory``) never imports Django: everything that touches the
-app runs in a child process with its own ``ESCROW_VAR_DIR``, so the numbers
-are that process's own and the developer's ``var/`` is never touched. The
-child side is this module run as a script:
+The driver side (imported by ``bench.deposit_upload`` and ``bench.upload_memory``)
+never imports Django: the app runs in child processes with their own
+``ESCROW_VAR_DIR``, so the numbers are those processes' own and the
+developer's ``var/`` is never touched. The installation is the embedded
+default: SQLite, tasks in-process, the two local storage sites (primary and
+replica) that ``config/storage_sites.py`` gives without ``ESCROW_SITES``, and
+``LOG_LEVEL`` unset (INFO), so the worker's log carries the intake's
+``one-pass timings`` line. The one child command is this module as a script:
 
-    python -m bench.escrow_env setup   # product, notary recipient, deposit token (JSON out)
-    python -m bench.escrow_env seal --archive A --version V --sha256 H --token T
+    python -m bench.escrow_env setup RECIPIENT   # product, notary recipient, token (JSON out)
 
-``seal`` times one ``deposit_receive`` call from inside the process (Django
-start-up excluded), with a per-step breakdown, and reports its own memory:
-``VmRSS``/``VmHWM`` once Django is set up and warm, ``VmHWM`` at the end.
+``WebServer`` runs ``gunicorn config.wsgi:application --workers 1`` (the sync
+worker) against the installation; ``WebServer.put`` sends an archive over
+loopback with ``http.client`` and measures the request: wall time, each
+core's busy share (``/proc/stat``), the worker's and the client's CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import random
 import shutil
+import signal
+import socket
+import struct
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, BinaryIO
 
-from bench.age_throughput import TIME, Run, timed
+from bench.age_throughput import TIME
 from bench.run import REPO
 
 #: The one product every benchmark deposits to.
 PRODUCT_SLUG = "bench-product"
 _WRITE_BLOCK = 4 * 1024 * 1024
-#: Each archive member is about this big, up to MAX_MEMBERS members.
+#: Each plain-tar member is about this big, up to MAX_MEMBERS members.
 _MEMBER_BYTES = 4 * 1024 * 1024
 _MAX_MEMBERS = 400
-#: Bytes a "text" member is made of: source-like ASCII, but still incompressible
-#: because the choice of character comes from a cipher stream.
+#: Bytes a "text" member of a plain tar is made of: source-like ASCII, but still
+#: incompressible because the choice of character comes from a cipher stream.
 _TEXT_ALPHABET = b"abcdefghijklmnopqrstuvwxyz_ABCDEF0123456789    ().,:=\n\n\n"
 _TEXT_TABLE = bytes(_TEXT_ALPHABET[i % len(_TEXT_ALPHABET)] for i in range(256))
+#: The .tar.gz's text members are made of pages of source-like text this big,
+#: drawn from PAGES distinct ones, each deflated once (see ``write_tar_gz``).
+_PAGE_BYTES = 128 * 1024
+_PAGES = 64
+#: gzip's default level, as ``tar czf`` and ``gzip`` use.
+_GZIP_LEVEL = 6
+#: One .tar.gz member in this many is binary (incompressible); the rest are text.
+_GZ_BINARY_EVERY = 16
+#: gzip's fixed 10-byte header: deflate, no name, no mtime, unknown OS.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+#: Deposit states after which the worker does nothing more for the deposit.
+SETTLED_STATES = ("replicated", "acknowledged", "rejected", "failed")
+#: The marker of the intake's per-deposit log line, followed by one JSON object.
+TIMINGS_MARKER = "one-pass timings"
+#: The client sends the archive in reads this big.
+CHUNK = 1024 * 1024
+#: How long the server may take to start and answer its first request.
+STARTUP_SECONDS = 60
+#: gunicorn's own worker timeout; a request must finish well within it.
+WORKER_TIMEOUT_SECONDS = 600
+#: How long a stored deposit may take to be replicated after the answer.
+SETTLE_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -55,15 +87,11 @@ class EscrowEnv:
     token: str
     recipient: str
     identity: Path
-    #: Folders of the storage sites, primary first.
-    site_folders: tuple[Path, ...]
 
     @property
-    def sites_label(self) -> str:
-        """How the sites are configured, for the reader of a section."""
-        if len(self.site_folders) == 1:
-            return "one local site (`ESCROW_SITES=primary`, `ESCROW_SITE_PRIMARY_URL=file:///…`)"
-        return "the embedded default: two local sites, primary and replica"
+    def site_folders(self) -> tuple[Path, ...]:
+        """The embedded default's two local sites, primary first."""
+        return (self.var_dir / "vault" / "primary", self.var_dir / "vault" / "replica")
 
     def clear_sites(self) -> None:
         """Remove every stored object, so repeated deposits do not fill the disk."""
@@ -79,22 +107,11 @@ def _make_writable_and_retry(function: Callable[[str], Any], path: str, _exc_inf
     function(path)
 
 
-def create(workdir: Path, *, single_site: bool) -> EscrowEnv:
-    """Migrate a fresh SQLite database under ``workdir`` and add what a deposit needs.
-
-    ``single_site`` configures only a primary site, so sealing and storing are
-    measured without copying to a replica (replication then only records the
-    state); otherwise the embedded default of two local sites applies.
-    """
+def create(workdir: Path) -> EscrowEnv:
+    """Migrate a fresh SQLite database under ``workdir`` and add what a deposit needs."""
     var_dir = workdir / "var"
     var_dir.mkdir(parents=True)
     env = child_environment(var_dir)
-    if single_site:
-        primary = workdir / "site-primary"
-        env |= {"ESCROW_SITES": "primary", "ESCROW_SITE_PRIMARY_URL": f"file://{primary}"}
-        folders: tuple[Path, ...] = (primary,)
-    else:
-        folders = (var_dir / "vault" / "primary", var_dir / "vault" / "replica")
     identity = workdir / "notary-key.txt"
     subprocess.run(["age-keygen", "-o", identity], check=True, capture_output=True)
     recipient = output_of(["age-keygen", "-y", identity])
@@ -104,24 +121,17 @@ def create(workdir: Path, *, single_site: bool) -> EscrowEnv:
         _run_checked([sys.executable, "-m", "bench.escrow_env", "setup", recipient], env=env)
     )
     return EscrowEnv(
-        var_dir=var_dir,
-        env=env,
-        token=setup["token"],
-        recipient=recipient,
-        identity=identity,
-        site_folders=folders,
+        var_dir=var_dir, env=env, token=setup["token"], recipient=recipient, identity=identity
     )
 
 
 def child_environment(var_dir: Path) -> dict[str, str]:
-    """This process's environment without anything that would point the app elsewhere.
-
-    A developer's DATABASE_URL, broker or site list must not leak into the
-    throwaway installation: SQLite, in-process tasks and ``var_dir`` it is.
-    """
-    dropped = ("ESCROW_", "DATABASE_", "CELERY_", "DJANGO_", "AGE_")
+    """This process's environment without anything that configures the app, plus
+    ``ESCROW_VAR_DIR``: the embedded default is what gets measured, whatever a
+    developer's shell points at (a DATABASE_URL, a broker, a site list, a log level)."""
+    dropped = ("ESCROW_", "DATABASE_", "CELERY_", "DJANGO_", "AGE_", "LOG_LEVEL")
     env = {name: value for name, value in os.environ.items() if not name.startswith(dropped)}
-    env |= {"ESCROW_VAR_DIR": str(var_dir), "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    env["ESCROW_VAR_DIR"] = str(var_dir)
     return env
 
 
@@ -155,15 +165,7 @@ def write_tar(path: Path, size: int) -> str:
 
         for index, member_size in enumerate(sizes):
             text = index % 4 == 0
-            info = tarfile.TarInfo(
-                f"release/src/module_{index:03d}.py"
-                if text
-                else f"release/assets/blob_{index:03d}.bin"
-            )
-            info.size = member_size
-            info.mtime = 1_700_000_000
-            info.mode = 0o644
-            emit(info.tobuf(format=tarfile.USTAR_FORMAT))
+            emit(_tar_header(index, member_size, text=text))
             remaining = member_size
             while remaining:
                 block = stream.read(min(_WRITE_BLOCK, remaining))
@@ -173,6 +175,15 @@ def write_tar(path: Path, size: int) -> str:
         while written < size:
             emit(bytes(min(_WRITE_BLOCK, size - written)))
     return digest.hexdigest()
+
+
+def _tar_header(index: int, size: int, *, text: bool) -> bytes:
+    name = f"release/src/module_{index:04d}.py" if text else f"release/assets/blob_{index:04d}.bin"
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 1_700_000_000
+    info.mode = 0o644
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
 
 
 def _member_sizes(members: int, blocks: int) -> list[int]:
@@ -199,6 +210,170 @@ class _KeyStream:
         return self._cipher.update(self._zeros[:size])
 
 
+@dataclass(frozen=True)
+class TarGz:
+    """A .tar.gz written by ``write_tar_gz``."""
+
+    sha256: str
+    #: The .tar.gz file's size.
+    size: int
+    #: The size of the tar inside it.
+    tar_size: int
+
+    @property
+    def ratio(self) -> float:
+        """How many times smaller gzip made the tar."""
+        return self.tar_size / self.size
+
+
+def write_tar_gz(path: Path, size: int) -> TarGz:
+    """Write a gzip-compressed tar whose file is ``size`` bytes or a little less.
+
+    Like a release's source: mostly source-like text (lines of identifiers,
+    operators and indentation), one member in _GZ_BINARY_EVERY binary
+    (incompressible). Deflating 3-5 GiB of text at gzip's default level would
+    take minutes, so the text is made of _PAGES distinct pages, each deflated
+    once and spliced in as often as it occurs: every deflate segment ends with
+    a full flush (byte-aligned, no reference to earlier data), which makes the
+    segments' concatenation one valid gzip stream, inflated at the same cost as
+    any other (gzip's 32 KiB window never reaches across a page anyway). Binary
+    members go in as stored blocks, as gzip stores incompressible data.
+    """
+    rng = random.Random(20_260_101)
+    pages = [_DeflatedPage(_source_like_text(rng, _PAGE_BYTES)) for _ in range(_PAGES)]
+    # Room left for the last header, the end marker and the gzip trailer.
+    reserve = 4096
+    stream = _KeyStream()
+    with path.open("wb") as file:
+        gzip = _GzipWriter(file)
+        index = 0
+        while True:
+            room = size - reserve - gzip.written
+            if index % _GZ_BINARY_EVERY == _GZ_BINARY_EVERY - 1:
+                wanted = rng.randint(1, 8) * 512 * 1024
+                member_size = min(wanted, room - room // 1000) // tarfile.BLOCKSIZE * 512
+                if member_size <= 0:
+                    break
+                gzip.add(_tar_header(index, member_size, text=False), _GZIP_LEVEL)
+                _add_binary(gzip, stream, member_size)
+            else:
+                chosen = _pages_that_fit(pages, rng, rng.randint(4, 48), room)
+                if not chosen:
+                    break
+                gzip.add(_tar_header(index, len(chosen) * _PAGE_BYTES, text=True), _GZIP_LEVEL)
+                for page in chosen:
+                    gzip.add_deflated(page.plain, page.deflated)
+            index += 1
+        gzip.add(_tar_end(gzip.plain_size), _GZIP_LEVEL)
+        gzip.close()
+    return TarGz(sha256=gzip.digest.hexdigest(), size=gzip.written, tar_size=gzip.plain_size)
+
+
+def _pages_that_fit(
+    pages: list[_DeflatedPage], rng: random.Random, count: int, room: int
+) -> list[_DeflatedPage]:
+    """Up to ``count`` pages drawn at random whose deflated size fits in ``room`` bytes."""
+    chosen: list[_DeflatedPage] = []
+    for _ in range(count):
+        page = pages[rng.randrange(len(pages))]
+        if len(page.deflated) + tarfile.BLOCKSIZE > room:
+            break
+        room -= len(page.deflated)
+        chosen.append(page)
+    return chosen
+
+
+def _add_binary(gzip: _GzipWriter, stream: _KeyStream, size: int) -> None:
+    remaining = size
+    while remaining:
+        block = stream.read(min(_WRITE_BLOCK, remaining))
+        gzip.add(block, 0)
+        remaining -= len(block)
+
+
+def _tar_end(tar_size: int) -> bytes:
+    """The end marker (two zero blocks), padded to a whole record as ``tarfile`` does."""
+    end = tar_size + 2 * tarfile.BLOCKSIZE
+    return bytes(2 * tarfile.BLOCKSIZE + (-end % tarfile.RECORDSIZE))
+
+
+#: Words the source-like text is made of, with identifiers joined from two of them.
+_VOCABULARY = (
+    "def class return self import from for in if else elif while try except finally with "
+    "as yield lambda None True False and or not is value result items index count data "
+    "buffer path name config request response error message logger stream chunk digest "
+    "archive member deposit version token size len range print append update get set "
+    "open read write close flush sync seal store check inspect"
+)
+_WORDS = _VOCABULARY.split()
+_OPERATORS = (" = ", "(", ")", ", ", ".", " + ", " == ", ": ", "[", "]", " # ")
+
+
+def _source_like_text(rng: random.Random, size: int) -> bytes:
+    """``size`` bytes of lines that look like source code: it deflates about 4x."""
+    identifiers = [f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}" for _ in range(300)] + _WORDS
+    lines: list[str] = []
+    length = 0
+    while length < size:
+        indent = "    " * rng.randrange(4)
+        tokens = rng.randrange(2, 9)
+        line = (
+            indent
+            + "".join(rng.choice(identifiers) + rng.choice(_OPERATORS) for _ in range(tokens))
+            + "\n"
+        )
+        lines.append(line)
+        length += len(line)
+    return "".join(lines).encode()[: size - 1] + b"\n"
+
+
+class _DeflatedPage:
+    """A page of text and its raw deflate segment (see ``_deflate``)."""
+
+    def __init__(self, plain: bytes) -> None:
+        self.plain = plain
+        self.deflated = _deflate(plain, _GZIP_LEVEL)
+
+
+def _deflate(data: bytes, level: int) -> bytes:
+    """A raw deflate segment ending in a full flush: byte-aligned, not final, and
+    referring to nothing before it, so segments can be concatenated."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+class _GzipWriter:
+    """One gzip member written segment by segment: header, deflate segments, the
+    final empty block, then the CRC-32 and length of everything deflated."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.digest = hashlib.sha256()
+        self.written = 0
+        self.plain_size = 0
+        self._crc = 0
+        self._emit(_GZIP_HEADER)
+
+    def add(self, plain: bytes, level: int) -> None:
+        """Deflate ``plain`` at ``level`` (0 stores it) and append it."""
+        self.add_deflated(plain, _deflate(plain, level))
+
+    def add_deflated(self, plain: bytes, deflated: bytes) -> None:
+        """Append ``deflated``, a ``_deflate`` segment of ``plain``."""
+        self._crc = zlib.crc32(plain, self._crc)
+        self.plain_size += len(plain)
+        self._emit(deflated)
+
+    def close(self) -> None:
+        final = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+        self._emit(final + struct.pack("<II", self._crc, self.plain_size & 0xFFFFFFFF))
+
+    def _emit(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.file.write(data)
+        self.written += len(data)
+
+
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file, in chunks."""
     digest = hashlib.sha256()
@@ -208,85 +383,358 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --- Sealing in a child process ---------------------------------------------------
+# --- The app served by gunicorn -----------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SealRun:
-    """One ``deposit_receive`` in a child process, as that process measured it."""
+class Upload:
+    """One PUT of an archive, as the client measured it."""
 
-    #: Wall time of the ``deposit_receive`` call alone.
+    status: int
+    answer: dict[str, Any]
+    #: From the first byte of the request sent to the last byte of the answer read.
     seconds: float
-    #: Wall time of the whole child process (Python and Django start-up included).
-    process_seconds: float
-    #: Peak RSS of the child as GNU time reports it.
-    time_peak_kib: int
-    #: The child's VmRSS and VmHWM once Django was set up and warm, before sealing.
-    baseline_rss_kib: int
-    baseline_hwm_kib: int
-    #: The child's VmHWM and ``ru_maxrss`` after sealing.
-    peak_hwm_kib: int
-    ru_maxrss_kib: int
-    state: str
-    #: Why the deposit was rejected or failed, if it was.
-    problem: str = ""
-    #: Seconds per pipeline step (see ``_STEPS``).
-    steps: dict[str, float] = field(default_factory=dict)
-    #: Site-relative key of the sealed object.
-    sealed_key: str = ""
+    #: Each core's busy share of the request's wall time (user, system, irq, steal).
+    core_busy: tuple[float, ...]
+    #: Each core's share spent idle waiting for the disk.
+    core_iowait: tuple[float, ...]
+    #: The worker's user + system CPU seconds during the request.
+    worker_cpu_seconds: float
+    #: The client's (this driver's) user + system CPU seconds during the request.
+    client_cpu_seconds: float
+    #: Where the server's log ended when the request began.
+    log_offset: int
+
+    @property
+    def deposit_id(self) -> int:
+        return int(self.answer.get("id") or 0)
+
+    @property
+    def state(self) -> str:
+        return str(self.answer.get("state", ""))
+
+    @property
+    def problem(self) -> str:
+        return str(self.answer.get("problem") or self.answer.get("detail") or "")
 
 
-def seal(escrow: EscrowEnv, archive: Path, *, version: str, sha256: str, scratch: Path) -> SealRun:
-    """Deposit ``archive`` as ``version`` through ``deposit_receive`` in a child process."""
-    report = scratch / f"seal-{version}.json"
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.escrow_env",
-        "seal",
-        "--archive",
-        str(archive),
-        "--version",
-        version,
-        "--sha256",
-        sha256,
-        "--token",
-        escrow.token,
-    ]
-    process: Run = timed(argv, env=escrow.env, stdout=report)
-    result = json.loads(report.read_text())
-    report.unlink()
-    if result["state"] not in ("stored", "replicated"):
-        raise RuntimeError(f"deposit {version} ended {result['state']}: {result['problem']}")
-    return SealRun(
-        seconds=result["seconds"],
-        process_seconds=process.seconds,
-        time_peak_kib=process.peak_rss_kib,
-        baseline_rss_kib=result["baseline_rss_kib"],
-        baseline_hwm_kib=result["baseline_hwm_kib"],
-        peak_hwm_kib=result["peak_hwm_kib"],
-        ru_maxrss_kib=result["ru_maxrss_kib"],
-        state=result["state"],
-        problem=result["problem"],
-        steps=result["steps"],
-        sealed_key=result["sealed_key"],
-    )
+class WebServer:
+    """``gunicorn config.wsgi:application --workers 1`` (sync worker) serving ``escrow``
+    on a free loopback port, its output in ``logs``; started on ``with``, stopped after.
+
+    Everything the worker writes (gunicorn's messages and the app's log, whose root
+    logger prints to standard error) goes to ``logs``, read back for the intake's
+    ``one-pass timings`` line."""
+
+    def __init__(self, escrow: EscrowEnv, logs: Path, *, server: str = "gunicorn") -> None:
+        """``server`` is ``gunicorn`` (as in production) or ``runserver`` (as ``make run``
+        serves the embedded default: Django's development server, one process)."""
+        self.escrow = escrow
+        self.logs = logs
+        self.server = server
+        self.port = _free_port()
+        self.worker = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        """The server's command line."""
+        if self.server == "runserver":
+            return [
+                sys.executable,
+                "manage.py",
+                "runserver",
+                "--noreload",
+                f"127.0.0.1:{self.port}",
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            "1",
+            "--timeout",
+            str(WORKER_TIMEOUT_SECONDS),
+            "--error-logfile",
+            str(self.logs),
+            "--access-logfile",
+            str(self.logs),
+        ]
+
+    def __enter__(self) -> WebServer:
+        with self.logs.open("ab") as output:
+            self._process = subprocess.Popen(
+                self.argv,
+                cwd=REPO,
+                env=self.escrow.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+            )
+        try:
+            self.worker = self._wait_until_ready()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    @property
+    def master(self) -> int:
+        """The gunicorn master's pid."""
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
+    def _stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def _wait_until_ready(self) -> int:
+        """Wait until the worker answers an API request (app loaded, URLs and DRF
+        imported); return the worker's pid."""
+        assert self._process is not None
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"gunicorn exited ({self._process.returncode}):\n{self.log_tail()}"
+                )
+            try:
+                # No deposit 0 exists: a 404 from the view proves the whole stack answered.
+                status, _answer = self._request("GET", "/api/v1/deposits/0", timeout=10)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if status != 404:
+                raise RuntimeError(f"the warm-up request answered {status}; see {self.logs}")
+            if self.server == "runserver":
+                return self.master  # one process: the server is the worker
+            workers = _children(self.master)
+            if len(workers) != 1:
+                raise RuntimeError(f"expected one gunicorn worker, found {workers}")
+            return workers[0]
+        raise RuntimeError(f"gunicorn did not answer within {STARTUP_SECONDS} s; see {self.logs}")
+
+    def _request(
+        self, method: str, path: str, *, timeout: float = WORKER_TIMEOUT_SECONDS
+    ) -> tuple[int, dict[str, Any]]:
+        """A small request with the token; a sync worker still busy with a deposit
+        answers it only when done, hence the long default timeout."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(
+                method, path, headers={"Authorization": f"Bearer {self.escrow.token}"}
+            )
+            response = connection.getresponse()
+            return response.status, _json_answer(response.read())
+        finally:
+            connection.close()
+
+    def put(self, archive: Path, *, version: str, sha256: str) -> Upload:
+        """PUT ``archive`` as the raw body with Content-Length and X-Archive-SHA256.
+
+        Dirty pages are flushed first (``sync``), the connection is open before
+        the clock starts, and the clock stops once the answer is read. The file is
+        sent from one reused CHUNK buffer, so the client's memory stays flat."""
+        self.check_worker()
+        log_offset = self.logs.stat().st_size
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=WORKER_TIMEOUT_SECONDS
+        )
+        os.sync()
+        connection.connect()
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        with archive.open("rb", buffering=0) as file:
+            cores_before = cpu_times_per_core()
+            worker_before = process_cpu_seconds(self.worker)
+            client_before = _own_cpu_seconds()
+            started = time.perf_counter()
+            connection.putrequest("PUT", f"/api/v1/products/{PRODUCT_SLUG}/deposits/{version}")
+            connection.putheader("Authorization", f"Bearer {self.escrow.token}")
+            connection.putheader("Content-Type", "application/octet-stream")
+            connection.putheader("Content-Length", str(archive.stat().st_size))
+            connection.putheader("X-Archive-SHA256", sha256)
+            connection.putheader("X-Pipeline-Commit", "bench")
+            connection.endheaders()
+            try:
+                while count := file.readinto(buffer):
+                    connection.send(view[:count])  # socket.sendall underneath
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered early (an error); its answer says why
+            response = connection.getresponse()
+            body = response.read()
+            seconds = time.perf_counter() - started
+            client_after = _own_cpu_seconds()
+            worker_after = process_cpu_seconds(self.worker)
+            cores_after = cpu_times_per_core()
+        connection.close()
+        busy, iowait = _core_shares(cores_before, cores_after)
+        return Upload(
+            status=response.status,
+            answer=_json_answer(body),
+            seconds=seconds,
+            core_busy=busy,
+            core_iowait=iowait,
+            worker_cpu_seconds=worker_after - worker_before,
+            client_cpu_seconds=client_after - client_before,
+            log_offset=log_offset,
+        )
+
+    def wait_settled(self, deposit_id: int) -> tuple[str, float]:
+        """Poll the deposit until the worker is done with it (replicated, or
+        failed); return its state and the seconds waited."""
+        started = time.perf_counter()
+        deadline = time.monotonic() + SETTLE_SECONDS
+        state = ""
+        while time.monotonic() < deadline:
+            status, answer = self._request("GET", f"/api/v1/deposits/{deposit_id}")
+            state = str(answer.get("state", ""))
+            if status != 200:
+                raise RuntimeError(f"deposit {deposit_id} answered {status}: {answer}")
+            if state in SETTLED_STATES:
+                return state, time.perf_counter() - started
+            time.sleep(0.2)
+        raise RuntimeError(f"deposit {deposit_id} still {state!r} after {SETTLE_SECONDS} s")
+
+    def check_worker(self) -> None:
+        """Fail when the worker was replaced (killed by its timeout, crashed):
+        its numbers would be another process's."""
+        if self.server == "runserver":
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"runserver exited; see {self.logs}")
+            return
+        if self.worker not in _children(self.master):
+            raise RuntimeError(f"worker {self.worker} was replaced; see {self.logs}")
+
+    def worker_kib(self, name: str) -> int:
+        """A ``kB`` field (VmRSS, VmHWM) of the worker's ``/proc/<pid>/status``."""
+        return proc_status_kib(self.worker, name)
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged from byte ``offset`` on."""
+        with self.logs.open("rb") as file:
+            file.seek(offset)
+            return file.read().decode(errors="replace")
+
+    def log_tail(self) -> str:
+        return self.logs.read_text(errors="replace")[-3000:]
 
 
-def check_sealed(escrow: EscrowEnv, run: SealRun, expected_sha256: str, scratch: Path) -> None:
-    """Open the stored sealed object with the real ``age`` tool and the notary's key;
-    it must give back the archive, or the run's time means nothing."""
-    sealed = escrow.site_folders[0] / run.sealed_key
-    opened = scratch / "opened.tar"
-    subprocess.run(["age", "-d", "-i", escrow.identity, "-o", opened, sealed], check=True)
+def _json_answer(body: bytes) -> dict[str, Any]:
     try:
-        if sha256_of(opened) != expected_sha256:
-            raise RuntimeError(f"{sealed} does not decrypt to the deposited archive")
-    finally:
-        opened.unlink()
+        answer = json.loads(body)
+    except ValueError:
+        return {"detail": body[:500].decode(errors="replace")}
+    return answer if isinstance(answer, dict) else {"detail": str(answer)[:500]}
 
 
-# --- Small shared helpers -----------------------------------------------------------
+def one_pass_timings(log_text: str, deposit_id: int) -> dict[str, Any] | None:
+    """The JSON object of the intake's ``one-pass timings`` line for ``deposit_id``
+    (the last such line if it names no deposit), or None when none was logged."""
+    found: dict[str, Any] | None = None
+    decoder = json.JSONDecoder()
+    for line in log_text.splitlines():
+        marker = line.find(TIMINGS_MARKER)
+        if marker < 0:
+            continue
+        start = line.find("{", marker)
+        try:
+            timings, _end = decoder.raw_decode(line, start) if start >= 0 else (None, 0)
+        except ValueError:
+            continue
+        if not isinstance(timings, dict):
+            continue
+        if timings.get("deposit", deposit_id) == deposit_id:
+            found = timings
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the gunicorn master's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it exited meanwhile
+        if int(_stat_fields(stat)[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+# --- CPU and memory from /proc ------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of a ``/proc/<pid>/stat`` line after the command name, which sits in
+    parentheses and may hold spaces: [0] is the state (field 3), [1] the parent."""
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from ``/proc/<pid>/stat``."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat").read_text())
+    # utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def cpu_times_per_core() -> list[list[int]]:
+    """Each core's ``/proc/stat`` counters (user nice system idle iowait irq softirq steal),
+    in clock ticks."""
+    cores = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *counters = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            cores.append([int(value) for value in counters[:8]])
+    return cores
+
+
+def _core_shares(
+    before: list[list[int]], after: list[list[int]]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each core's busy and iowait shares of the ticks between two samples."""
+    busy, iowait = [], []
+    for old, new in zip(before, after, strict=True):
+        delta = [end - start for start, end in zip(old, new, strict=True)]
+        total = sum(delta) or 1
+        idle, waiting = delta[3], delta[4]
+        busy.append((total - idle - waiting) / total)
+        iowait.append(waiting / total)
+    return tuple(busy), tuple(iowait)
 
 
 def proc_status_kib(pid: int | str, name: str) -> int:
@@ -296,6 +744,9 @@ def proc_status_kib(pid: int | str, name: str) -> int:
         if key == name:
             return int(value.split()[0])
     raise KeyError(f"/proc/{pid}/status has no {name}")
+
+
+# --- Small shared helpers -----------------------------------------------------------
 
 
 def load_average() -> str:
@@ -332,57 +783,13 @@ def log(message: str) -> None:
 
 # --- The child side: runs inside the throwaway installation ------------------------
 
-#: Pipeline steps timed in the child: (label, module, attribute, nested). Each is
-#: looked up by name at call time by its caller, so replacing the attribute times
-#: every call. A nested step is part of the step listed just before it.
-_STEPS: tuple[tuple[str, str, str, bool], ...] = (
-    (
-        "receive: stream the body to the intake file, hash it",
-        "escrow.services.intake",
-        "_stream_body",
-        False,
-    ),
-    ("check: inspect, write and sign the manifest", "escrow.services.intake", "_check", False),
-    ("of which the archive inspection", "escrow.services.intake", "inspect_archive", True),
-    ("seal: encrypt into the outbox, fsync, rename", "escrow.services.intake", "_seal", False),
-    ("of which the age encryption", "vault.age", "encrypt", True),
-    ("store in the primary site: write, fsync, read back", "escrow.services.intake", "_put", False),
-    ("replicate to the other sites", "escrow.tasks", "deposit_replicate_copies", False),
-)
 
-
-def _instrument() -> dict[str, float]:
-    """Wrap each of ``_STEPS`` so its wall time adds up in the returned dict."""
-    import importlib
-
-    spent: dict[str, float] = {}
-    for label, module_name, attribute, _nested in _STEPS:
-        module = importlib.import_module(module_name)
-        original = getattr(module, attribute)
-        spent[label] = 0.0
-
-        def wrapper(
-            *args: Any, _original: Any = original, _label: str = label, **kwargs: Any
-        ) -> Any:
-            started = time.perf_counter()
-            try:
-                return _original(*args, **kwargs)
-            finally:
-                spent[_label] += time.perf_counter() - started
-
-        setattr(module, attribute, wrapper)
-    return spent
-
-
-def _django() -> None:
+def _setup_main(recipient: str) -> None:
+    """Add the product, the notary's recipient and a deposit token; print the token."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
-
-
-def _setup_main(recipient: str) -> None:
-    _django()
     from accounts.models import Organisation, Product, User
     from escrow.models import NotaryRecipient
     from escrow.services.tokens import token_create
@@ -404,79 +811,30 @@ def _setup_main(recipient: str) -> None:
     print(json.dumps({"token": issued.secret}))
 
 
-def _seal_main(archive: Path, version: str, sha256: str, token_text: str) -> None:
-    _django()
-    import resource
-
-    from escrow.models import Deposit, DepositToken
-    from escrow.services.intake import deposit_receive
-    from escrow.services.recipients import seal_recipients
-    from vault.keys import system_signing_key
-
-    prefix = token_text.split("_")[1]
-    token = DepositToken.objects.select_related("product").get(prefix=prefix)
-    # Warm up what every deposit needs before the baseline: the recipients
-    # query, the signing key, the task module (imported on first store).
-    seal_recipients()
-    system_signing_key()
-    import escrow.tasks  # noqa: F401
-
-    steps = _instrument()
-    baseline_rss = proc_status_kib("self", "VmRSS")
-    baseline_hwm = proc_status_kib("self", "VmHWM")
-    with archive.open("rb") as body:
-        started = time.perf_counter()
-        received = deposit_receive(
-            token=token,
-            version=version,
-            body=body,
-            claimed_sha256=sha256,
-            content_length=archive.stat().st_size,
-            pipeline={"commit": "bench"},
-        )
-        seconds = time.perf_counter() - started
-    deposit = Deposit.objects.get(pk=received.deposit.pk)
-    sealed = deposit.copies.filter(kind="sealed").order_by("pk").first()
-    result = {
-        "seconds": seconds,
-        "baseline_rss_kib": baseline_rss,
-        "baseline_hwm_kib": baseline_hwm,
-        "peak_hwm_kib": proc_status_kib("self", "VmHWM"),
-        # Linux reports ru_maxrss in KiB.
-        "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "state": deposit.state,
-        "problem": deposit.problem,
-        "steps": steps,
-        "sealed_key": sealed.key if sealed else "",
-    }
-    print(json.dumps(result))
-
-
 def _child_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.escrow_env")
     commands = parser.add_subparsers(dest="command", required=True)
     setup = commands.add_parser("setup", help="add the product, notary key and token")
     setup.add_argument("recipient")
-    sealing = commands.add_parser("seal", help="time one deposit_receive")
-    sealing.add_argument("--archive", type=Path, required=True)
-    sealing.add_argument("--version", required=True)
-    sealing.add_argument("--sha256", required=True)
-    sealing.add_argument("--token", required=True)
     options = parser.parse_args(argv)
-    if options.command == "setup":
-        _setup_main(options.recipient)
-    else:
-        _seal_main(options.archive, options.version, options.sha256, options.token)
-
-
-def iter_steps(runs: list[SealRun]) -> Iterator[tuple[str, float, bool]]:
-    """Each step's label, median seconds over ``runs`` and whether it is nested in the
-    step before it, in pipeline order."""
-    import statistics
-
-    for label, _module, _attribute, nested in _STEPS:
-        yield label, statistics.median(run.steps.get(label, 0.0) for run in runs), nested
+    _setup_main(options.recipient)
 
 
 if __name__ == "__main__":
     _child_main()
+
+
+def check_sealed(escrow: EscrowEnv, expected_sha256: str, workdir: Path) -> None:
+    """The largest object in the primary site must be the archive sealed to the notary:
+    open it with the real ``age`` tool and compare, or the run's time means nothing."""
+    objects = [path for path in escrow.site_folders[0].rglob("*") if path.is_file()]
+    if not objects:
+        raise RuntimeError(f"nothing was stored in {escrow.site_folders[0]}")
+    sealed = max(objects, key=lambda path: path.stat().st_size)
+    opened = workdir / "opened"
+    output_of(["age", "-d", "-i", escrow.identity, "-o", opened, sealed])
+    try:
+        if sha256_of(opened) != expected_sha256:
+            raise RuntimeError(f"{sealed} does not decrypt to the deposited archive")
+    finally:
+        opened.unlink()

@@ -31,12 +31,18 @@ DEFAULT_SIZE = 1024**3
 #: Benchmark modules run by ``make bench``, in document order.
 BENCHMARKS: tuple[str, ...] = (
     "bench.age_throughput",
-    "bench.seal_throughput",
-    "bench.seal_memory",
+    "bench.deposit_upload",
     "bench.upload_memory",
 )
 
-NOT_MEASURED = "Not measured yet: no benchmark in `bench/` writes this section so far.\n"
+#: Sections that no benchmark writes any more, because they described a system that
+#: is gone; writing the document removes them (markers and all).
+RETIRED: tuple[str, ...] = (
+    # deposit_receive in-process, step by step: the multi-pass intake (now deposit-upload).
+    "sealing-throughput",
+    # its memory in-process (now web-upload-rss, at two sizes through gunicorn).
+    "sealing-peak-rss",
+)
 
 INTRODUCTION = """\
 # Benchmarks
@@ -65,9 +71,6 @@ class Section:
         )
 
 
-#: Sections that benchmarks still to be written will fill.
-PLANNED: tuple[Section, ...] = ()
-
 _SECTION = re.compile(
     r"<!-- bench:(?P<id>[\w-]+) -->\n## (?P<title>[^\n]*)\n(?P<body>.*?)<!-- /bench:(?P=id) -->\n?",
     re.DOTALL,
@@ -84,18 +87,28 @@ def read_document(text: str) -> tuple[str, list[Section]]:
     return preamble, sections
 
 
-def update_document(text: str, measured: Sequence[Section]) -> str:
+def update_document(
+    text: str,
+    measured: Sequence[Section],
+    *,
+    expected: Sequence[Section] = (),
+    retired: Sequence[str] = RETIRED,
+) -> str:
     """Return ``text`` with the ``measured`` sections replaced or added.
 
-    Sections not measured keep their content; planned ones missing from the
-    document are added as placeholders.
+    Sections not measured keep their content; ``retired`` ones are removed.
+    ``expected`` holds a placeholder for every benchmark's section, in document
+    order; those missing from the document are added. A section new to the
+    document goes right after the one that precedes it in ``expected``, so the
+    document keeps the benchmarks' order.
     """
     preamble, sections = read_document(text)
-    by_id = {section.id: section for section in sections}
-    order = [section.id for section in sections]
-    for section in [*measured, *PLANNED]:
+    by_id = {section.id: section for section in sections if section.id not in retired}
+    order = [section.id for section in sections if section.id in by_id]
+    known = [section.id for section in expected]
+    for section in [*measured, *expected]:
         if section.id not in by_id:
-            order.append(section.id)
+            order.insert(_position(section.id, order, known), section.id)
             by_id[section.id] = section
     for section in measured:
         by_id[section.id] = section
@@ -103,11 +116,35 @@ def update_document(text: str, measured: Sequence[Section]) -> str:
     return head + "\n\n" + "\n".join(by_id[section_id].render() for section_id in order)
 
 
-def write_sections(path: Path, measured: Sequence[Section]) -> None:
-    """Rewrite the ``measured`` sections of the document at ``path``."""
+def _position(section_id: str, order: list[str], known: list[str]) -> int:
+    """Where a section new to the document goes: after the nearest section that
+    ``known`` lists before it, else before the nearest it lists after it, else last."""
+    if section_id not in known:
+        return len(order)
+    rank = known.index(section_id)
+    for earlier in reversed(known[:rank]):
+        if earlier in order:
+            return order.index(earlier) + 1
+    for later in known[rank + 1 :]:
+        if later in order:
+            return order.index(later)
+    return len(order)
+
+
+def placeholder(module: ModuleType) -> Section:
+    """What a benchmark's section says before it was first measured."""
+    command = f"`.venv/bin/python -m bench.run --only {module.SECTION_ID}`"
+    title = getattr(module, "TITLE", module.SECTION_ID)
+    return Section(module.SECTION_ID, title, f"Not measured yet: run {command}.\n")
+
+
+def write_sections(
+    path: Path, measured: Sequence[Section], *, expected: Sequence[Section] = ()
+) -> None:
+    """Rewrite the ``measured`` sections of the document at ``path`` (see ``update_document``)."""
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(update_document(existing, measured), encoding="utf-8")
+    path.write_text(update_document(existing, measured, expected=expected), encoding="utf-8")
 
 
 def machine_summary() -> list[str]:
@@ -187,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.write == "-":
         print("\n".join(section.render() for section in measured))
     else:
-        write_sections(Path(options.write), measured)
+        expected = [placeholder(module) for module in modules]
+        write_sections(Path(options.write), measured, expected=expected)
         print(f"wrote {options.write}", file=sys.stderr)
 
 

@@ -4,10 +4,10 @@ The body is read once. Each piece goes, through bounded queues, to stages that
 run side by side in their own threads (hashing, encryption, decompression and
 file writes release the GIL, so the stages share the cores)::
 
-    body ─ read ─┬─ hash the archive ───────────────────────────────────────────────┐
-                 ├─ (inflate) ─ inspect: tar members, hash each ──────────────────┤
-                 ├─ encrypt (age) ─ hash the ciphertext, write to the site ─────────┼─ commit
-                 └─ spool to the intake (zip only) ───────────────────────────────┘
+    body ─ read ─┬─ hash the archive, inspect: tar members, hash each ─────────────┐
+                 │  (a compressed tar: hash ‖ inflate ─ inspect)                   │
+                 ├─ encrypt (age), hash the ciphertext ─ the site's writer thread ─┼─ commit
+                 └─ (zip only) hash the archive, spool it to the intake ───────────┘
 
 Nothing becomes visible before the end: the ciphertext goes to the site's
 *pending* object (a hidden temporary file, or an S3 multipart upload), committed
@@ -86,26 +86,35 @@ class Sealed:
     stored: StoredObject
     ciphertext_sha256: str
     ciphertext_size: int
-    #: CPU seconds each thread used: ``read`` (the reading thread's loop) and each stage.
+    #: CPU seconds each thread used: ``read`` (the reading thread's loop) and each stage
+    #: (not the site's own writing thread).
     cpu: dict[str, float] = field(default_factory=dict)
     #: Seconds each step was busy (not waiting on a queue), in the order they are taken:
     #: ``receive`` (reading the body: the network and the client), ``reader waits for
     #: stages`` (the reading thread blocked on a full queue), ``read whole body``, then
-    #: each stage (``hash archive``, ``decompress`` for a compressed tar, ``inspect`` or
-    #: ``spool``, ``encrypt``, ``write`` with the ciphertext's hash), ``finish
-    #: inspection``, ``commit`` and ``wall``.
+    #: each stage (``inspect`` or ``spool``, which also hash the archive, or for a
+    #: compressed tar ``hash archive``, ``decompress`` and ``inspect``; ``encrypt``), ``of
+    #: which hash and write the ciphertext`` (part of ``encrypt``), ``finish inspection``,
+    #: ``commit`` and ``wall``.
     timings: dict[str, float] = field(default_factory=dict)
 
 
 class _Stage(threading.Thread):
     """One step of the pass in its own thread, fed pieces through a bounded queue.
 
-    When its work fails it keeps taking (and dropping) pieces until the end, so the
-    stage before it never blocks; the error waits in ``error`` for the reader. When it
-    ends, for whatever reason, it passes the end on to ``downstream``."""
+    When its work fails it keeps taking pieces until the end, so the stage before it
+    never blocks, and hands each to ``on_drop`` (or drops it); the error waits in
+    ``error`` for the reader. When it ends, for whatever reason, it passes the end on
+    to ``downstream``."""
 
-    def __init__(self, name: str, work: Callable[[Iterator[Any]], Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[Iterator[Any]], Any],
+        on_drop: Callable[[Any], object] | None = None,
+    ) -> None:
         super().__init__(name=f"one-pass-{name}", daemon=True)
+        self._on_drop = on_drop
         self.label = name
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=DEPTH)
         self.downstream: list[_Stage] = []
@@ -139,7 +148,10 @@ class _Stage(threading.Thread):
             self.busy = time.perf_counter() - started - self._waited
             self.cpu = time.thread_time() - cpu
             while not self._ended:
-                self._ended = self.queue.get() is _END
+                item = self.queue.get()
+                self._ended = item is _END
+                if not self._ended and self._on_drop is not None:
+                    self._on_drop(item)
             for stage in self.downstream:
                 stage.feed(_END)
 
@@ -155,19 +167,28 @@ class _Stage(threading.Thread):
 
 
 class _CiphertextWriter:
-    """The last stage: hashes the ciphertext as it is written into the pending object
-    (its work is mostly waiting for the disk or the network, so it has room to hash)."""
+    """Where the encryption's output goes, in the encrypting thread: hashed and counted,
+    then copied into the pending object (whose own thread writes it to the site)."""
 
     def __init__(self, pending: PendingObject) -> None:
         self.pending = pending
         self.digest = hashlib.sha256()
         self.size = 0
+        self.seconds = 0.0
 
-    def __call__(self, pieces: Iterator[bytes]) -> None:
-        for piece in pieces:
-            self.digest.update(piece)
-            self.size += len(piece)
-            self.pending.write(piece)
+    def __call__(self, piece: bytes | bytearray) -> None:
+        started = time.perf_counter()
+        self.digest.update(piece)
+        self.size += len(piece)
+        self.pending.write(piece)
+        self.seconds += time.perf_counter() - started
+
+
+def _hashed(pieces: Iterator[bytes], digest: Any) -> Iterator[bytes]:
+    """The pieces, each added to the archive's hash as the stage takes it."""
+    for piece in pieces:
+        digest.update(piece)
+        yield piece
 
 
 def seal_in_one_pass(
@@ -200,38 +221,46 @@ def seal_in_one_pass(
         with pending:
             head, ended = _read_head(body)
             archive_format, compression = sniff_format(head)
+            digest = hashlib.sha256()
             ciphertext = _CiphertextWriter(pending)
-            write = _Stage("write", ciphertext)
-            encrypt = _Stage("encrypt", lambda pieces: _encrypt(pieces, write, recipients))
-            encrypt.downstream.append(write)
+            encrypt = _Stage("encrypt", lambda pieces: _encrypt(pieces, ciphertext, recipients))
             # The stages that judge the archive: ``first`` takes the body's pieces,
-            # ``last`` gives the verdict (for a compressed tar, inflating has a thread
-            # of its own beside the walk over the members).
+            # ``last`` gives the verdict. The archive's hash is taken by ``first`` as it
+            # goes, even after a refusal (``on_drop``), except for a compressed tar, whose
+            # inflating is already the longest stage: its hash has a thread of its own.
+            hashing: _Stage
             if archive_format == "zip":
-                first = last = _Stage("spool", lambda pieces: _spool(pieces, spool))
+                first = last = hashing = _Stage(
+                    "spool",
+                    lambda pieces: _spool(_hashed(pieces, digest), spool),
+                    on_drop=digest.update,
+                )
+            elif compression is None:
+                first = last = hashing = _Stage(
+                    "inspect",
+                    lambda pieces: inspect_tar_stream(
+                        _hashed(pieces, digest),
+                        compression=None,
+                        limits=limits,
+                        received=lambda: received,
+                    ),
+                    on_drop=digest.update,
+                )
             else:
                 last = _Stage(
                     "inspect",
                     lambda pieces: inspect_tar_stream(
                         pieces,
                         compression=compression,
-                        decompressed=compression is not None,
+                        decompressed=True,
                         limits=limits,
                         received=lambda: received,
                     ),
                 )
-                first = last
-                if compression is not None:
-                    first = _Stage(
-                        "decompress", lambda pieces: _decompress(pieces, compression, last)
-                    )
-                    first.downstream.append(last)
-            digest = hashlib.sha256()
-            hasher = _Stage("hash archive", lambda pieces: _hash(pieces, digest))
-            stages = [
-                hasher,
-                *{id(stage): stage for stage in (first, last, encrypt, write)}.values(),
-            ]
+                first = _Stage("decompress", lambda pieces: _decompress(pieces, compression, last))
+                first.downstream.append(last)
+                hashing = _Stage("hash archive", lambda pieces: _hash(pieces, digest))
+            stages = list({id(stage): stage for stage in (hashing, first, last, encrypt)}.values())
             for stage in stages:
                 stage.start()
             reading = time.perf_counter()
@@ -244,13 +273,14 @@ def seal_in_one_pass(
                     received += len(piece)
                     if received > limits.max_archive_bytes:
                         raise BodyTooLarge(f"the body is larger than {limits.max_archive_bytes}")
-                    hasher.feed(piece)
-                    if encrypt.error or write.error:
+                    hashing.feed(piece)
+                    if encrypt.error:
                         break  # the site or the sealing failed: nothing more to do
                     if first.error is None and last.error is None:
                         # Once the archive is refused, only its hash is still wanted: it
                         # tells a damaged upload from a refused archive.
-                        first.feed(piece)
+                        if first is not hashing:
+                            first.feed(piece)
                         encrypt.feed(piece)
                     tick()
                     now = time.perf_counter()
@@ -261,15 +291,15 @@ def seal_in_one_pass(
                 timings["reader waits for stages"] = _reader_waited.value
                 timings["read whole body"] = time.perf_counter() - reading
                 cpu["read"] = time.thread_time() - reading_cpu
-                for stage in (hasher, first, encrypt):
+                for stage in {id(stage): stage for stage in (hashing, first, encrypt)}.values():
                     stage.feed(_END)
                 for stage in stages:
                     stage.join()
                     timings[stage.label] = stage.busy
                     cpu[stage.label] = stage.cpu
-            for stage in (encrypt, write):
-                if stage.error is not None:
-                    raise stage.error
+                timings["of which hash and write the ciphertext"] = ciphertext.seconds
+            if encrypt.error is not None:
+                raise encrypt.error
             sha256 = digest.hexdigest()
             if sha256 != claimed_sha256:
                 raise BodyMismatch(sha256, received)
@@ -309,11 +339,11 @@ def _read_head(body: BinaryIO) -> tuple[bytes, bool]:
     return head, not head
 
 
-def _encrypt(pieces: Iterator[bytes], write: _Stage, recipients: Sequence[Recipient]) -> None:
-    sealer = AgeWriter(write.feed, recipients)
+def _encrypt(
+    pieces: Iterator[bytes], ciphertext: _CiphertextWriter, recipients: Sequence[Recipient]
+) -> None:
+    sealer = AgeWriter(ciphertext, recipients)
     for piece in pieces:
-        if write.error is not None:
-            return  # the site failed; the reader stops at its next piece
         sealer.write(piece)
     sealer.close()
 
