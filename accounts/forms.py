@@ -22,6 +22,14 @@ def count_refused_sign_in(form: AuthenticationForm) -> None:
     )
 
 
+def ask_for_an_email_address(form: AuthenticationForm) -> None:
+    """People sign in with their e-mail address: say so to the browser (the keyboard on a
+    phone, autofill, a screen reader), not as the plain text field Django gives."""
+    widget = form.fields["username"].widget
+    widget.input_type = "email"
+    widget.attrs.update({"autocomplete": "email", "inputmode": "email"})
+
+
 class RoleLoginForm(AuthenticationForm):
     """Password login for one portal. A valid password for another role is
     refused with the same message as a wrong password, so the form does not
@@ -29,6 +37,10 @@ class RoleLoginForm(AuthenticationForm):
     counts as a failed sign-in too."""
 
     role: Role
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ask_for_an_email_address(self)
 
     def confirm_login_allowed(self, user: Any) -> None:
         super().confirm_login_allowed(user)
@@ -42,6 +54,10 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
     asks for a code from the staff member's authenticator as well as the password,
     refuses anyone but staff with the wrong-password message, and counts that
     refusal as a failed sign-in like the portals do."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ask_for_an_email_address(self)
 
     def confirm_login_allowed(self, user: Any) -> None:
         try:

@@ -111,6 +111,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     )
     list_filter = ("action",)
     search_fields = ("actor_label", "action", "object_id", "reason")
+    ordering = ("-sequence",)  # what happened last is what staff look for first
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [field.name for field in AuditEntry._meta.fields]

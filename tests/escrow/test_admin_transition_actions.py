@@ -3,6 +3,7 @@ from __future__ import annotations
 from escrow.models import Deposit
 from escrow.services.deposits import deposit_fail, deposit_seal, deposit_verify
 from records.models import AuditEntry
+from records.services.audit import audit_record
 from tests.conftest import signed_in_client
 from tests.factories import make_deposit
 
@@ -43,3 +44,12 @@ def test_retrying_a_failed_deposit_resumes_it_and_others_still_go_through(produc
     entry = AuditEntry.objects.order_by("-sequence").first()
     assert entry is not None
     assert (entry.action, entry.actor, entry.from_state) == ("deposit.retry", staff, "failed")
+
+
+def test_the_audit_log_in_the_admin_lists_the_newest_entry_first(staff) -> None:
+    for action in ("test.first", "test.second", "test.third"):
+        audit_record(action=action, actor_label="test")
+    page = signed_in_client(staff).get("/admin/records/auditentry/", follow=True)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.index("test.third") < html.index("test.second") < html.index("test.first")

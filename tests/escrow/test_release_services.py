@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from pypdf import PdfReader
 
+from escrow.certificates import certificate_pdf_render
 from escrow.models import ClaimRelease, ReleaseClaim
 from escrow.services.claims import claim_mark_uncontested, claim_notify_vendor, claim_start_review
 from escrow.services.deposits import deposit_acknowledge
@@ -255,3 +256,25 @@ def test_the_release_letter_is_rendered_and_stored_once(
     again = release_letter_render(release=release)
     assert again.pk == letter.pk
     assert StoredFile.objects.filter(key=letter.key).count() == 1
+
+
+def test_names_that_end_in_a_full_stop_get_no_second_one(
+    escrowed, subscriber, notary, notary_identity, claimant_identity
+) -> None:
+    vendor = escrowed.product.vendor
+    vendor.name = "Acme Software B.V."
+    vendor.save(update_fields=["name"])
+    assert subscriber.organisation.name.endswith("B.V.")  # Northwind Logistics B.V.
+
+    def words(pdf: bytes) -> str:
+        return " ".join(
+            " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
+        )
+
+    certificate = words(certificate_pdf_render(deposit=escrowed))
+    assert "for Acme Software B.V. on " in certificate
+    letter = release_letter_render(release=approved(escrowed, subscriber, notary, notary_identity))
+    text = words((Path(settings.ESCROW_SITES[0]["path"]) / letter.key).read_bytes())
+    assert "To: Northwind Logistics B.V." in text
+    for document in (certificate, text):
+        assert "B.V.." not in document

@@ -97,3 +97,14 @@ def test_enrolment_is_closed_once_an_authenticator_is_confirmed(notary) -> None:
     assert response["Location"] == "/notary/verify/"
     assert client.post("/notary/enrol/", {"token": "123456"})["Location"] == "/notary/verify/"
     assert TOTPDevice.objects.filter(user=notary).count() == 1
+
+
+def test_the_enrolment_code_has_a_name_a_screen_reader_can_say(db) -> None:
+    newcomer = UserFactory(email="new@notaris.example", role=Role.NOTARY, organisation=None)
+    client = Client()
+    client.post("/notary/login/", {"username": newcomer.email, "password": PASSWORD})
+    page = client.get("/notary/enrol/").text
+    figure = re.search(r'<div class="qr"([^>]*)>\s*<svg', page)
+    assert figure is not None, page
+    assert 'role="img"' in figure.group(1)
+    assert 'aria-label="QR code of your authenticator' in figure.group(1)
