@@ -12,7 +12,6 @@ the heap only keeps what the bounded pipeline has in flight at its peak.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 #: ``mallopt`` parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -29,13 +28,12 @@ ARENA_MAX = 1
 
 
 def reuse_large_buffers() -> bool:
-    """Raise glibc's thresholds; False (and nothing changed) on a C library without them."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
+    """Raise glibc's thresholds; False (and nothing changed) on a C library without them.
+
+    The symbols are looked up in the running process (``CDLL(None)``), which has its C
+    library loaded: ``ctypes.util.find_library`` would run ``ldconfig`` at every start."""
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     return all(

@@ -107,20 +107,16 @@ def inspect_archive(
         archive_format, compression = sniff_format(file.read(BLOCK))
         sha256 = known_sha256 or _file_sha256(file)
         file.seek(0)
-        tree = MemberTree(limits)
-        content_budget = ExpansionBudget(limits, archive_size=size, what="archive")
         if archive_format == "zip":
-            walk_zip(file, archive_size=size, limits=limits, tree=tree, budget=content_budget)
+            tree = MemberTree(limits)
+            budget = ExpansionBudget(limits, archive_size=size, what="archive")
+            walk_zip(file, archive_size=size, limits=limits, tree=tree, budget=budget)
         else:
-            stream_budget = ExpansionBudget(
-                limits, archive_size=size, what="decompressed tar stream"
-            )
-            walk_tar(
-                ChunkSource(iter(lambda: file.read(1024 * 1024), b"")),
+            tree = inspect_tar_stream(
+                iter(lambda: file.read(1024 * 1024), b""),
                 compression=compression,
-                tree=tree,
-                content_budget=content_budget,
-                stream_budget=stream_budget,
+                limits=limits,
+                received=lambda: size,
             )
     return report_of(tree, archive_format=archive_format, size=size, sha256=sha256)
 

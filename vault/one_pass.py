@@ -26,7 +26,6 @@ before each stage, whatever the archive's size.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import queue
 import threading
@@ -40,7 +39,6 @@ from vault.age.recipients import Recipient
 from vault.age.writer import AgeWriter
 from vault.archive import (
     ArchiveLimits,
-    ArchiveRejected,
     ArchiveReport,
     inspect_archive,
     inspect_tar_stream,
@@ -377,7 +375,5 @@ def _report(
     result: Any, archive_format: str, size: int, sha256: str, spool: Path, limits: ArchiveLimits
 ) -> ArchiveReport:
     if archive_format == "zip":
-        with contextlib.suppress(FileNotFoundError):
-            return inspect_archive(spool, limits=limits, known_sha256=sha256)
-        raise ArchiveRejected("corrupt_archive", "The zip archive could not be spooled.")
+        return inspect_archive(spool, limits=limits, known_sha256=sha256)
     return report_of(result, archive_format=archive_format, size=size, sha256=sha256)

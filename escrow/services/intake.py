@@ -404,7 +404,6 @@ def _check_and_seal(
             tell_staff=True,
         )
     except OSError as error:
-        spool.unlink(missing_ok=True)
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             problem = (
                 f"{INTAKE_FULL}: the intake folder is full ({error.strerror}); nothing of "

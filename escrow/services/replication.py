@@ -123,8 +123,7 @@ def _copy_between(
             _prove(source, deposit, reference)  # raises PrimaryDamaged if that was the cause
         raise
     if reference.verified_at is None:
-        _record(deposit, source.name, reference, reference.version_id)
-        reference.verified_at = timezone.now()
+        _proven(deposit, source.name, reference)
     return _record(deposit, target.name, reference, stored.version_id)
 
 
@@ -137,8 +136,12 @@ def _prove(site: StorageSiteClient, deposit: Deposit, copy: DepositCopy) -> None
             f"{copy.key} in {site.name} reads back with SHA-256 {actual}, not {copy.sha256} "
             "as written: the copy is damaged"
         )
-    _record(deposit, site.name, copy, copy.version_id)
-    copy.verified_at = timezone.now()
+    _proven(deposit, site.name, copy)
+
+
+def _proven(deposit: Deposit, site: str, copy: DepositCopy) -> None:
+    """Record that ``copy`` was read back and matched (its row and this instance)."""
+    copy.verified_at = _record(deposit, site, copy, copy.version_id).verified_at
 
 
 def _combined(errors: list[SiteError]) -> SiteError:
