@@ -11,7 +11,7 @@ SYSTEM_COMMANDS := age age-keygen chromium restic pg_dump
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench clean
+.PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench bench-lists clean
 
 # The embedded default, on HOST:PORT; links in the demo's output and in e-mails use that address.
 RUN_ENV = DJANGO_DEBUG=true ESCROW_PUBLIC_URL=http://$(HOST):$(PORT)
@@ -100,3 +100,7 @@ clean:
 # Benchmarks, run by hand (never in `make test`): rewrites their sections of docs/benchmarks.md.
 bench: venv system-deps
 	$(BIN)/python -m bench.run
+
+# The list pages at scale on PostgreSQL (a database of its own; see bench/README.md).
+bench-lists: venv
+	$(BIN)/python -m bench.list_pages

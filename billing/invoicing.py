@@ -149,27 +149,60 @@ def invoice_issue(
     return invoice
 
 
+def creditable_net(invoice: Invoice) -> Decimal:
+    """What of an invoice's net amount (excluding VAT) its credit notes have not credited."""
+    credited = sum((-note.net_amount for note in invoice.credit_notes.all()), Decimal("0.00"))
+    return invoice.net_amount - credited
+
+
 def credit_note_issue(
     *,
     invoice: Invoice,
     reason: str,
     actor: User | None,
     net_amount: Decimal | None = None,
+    credited_before: int | None = None,
 ) -> Invoice:
     """Cancel what is left of an invoice (or ``net_amount`` of it, net of VAT) with a
     credit note: an issued invoice never changes. ``actor`` is the member of staff,
     or ``None`` when the system credits it (a cancelled subscription's unpaid invoice).
 
+    ``credited_before`` is how many credit notes the invoice had when staff confirmed
+    this one: if another was issued since (the same confirmation submitted twice, or a
+    colleague's), nothing is issued.
+
     A credited invoice that had been paid is then owed back (``Invoice.refund_owed``)
     until staff record the refund (``billing.payments.refund_record``)."""
+    with transaction.atomic():
+        if credited_before is not None:
+            _refuse_if_credited_since(invoice, credited_before)
+        return _credit_note_issue(
+            invoice=invoice, reason=reason, actor=actor, net_amount=net_amount
+        )
+
+
+def _refuse_if_credited_since(invoice: Invoice, credited_before: int) -> None:
+    # Locking the invoice makes a second, concurrent confirmation wait for the first.
+    Invoice.objects.select_for_update().filter(pk=invoice.pk).first()
+    notes = list(invoice.credit_notes.order_by("sequence"))
+    if len(notes) != credited_before:
+        numbers = ", ".join(note.number for note in notes[credited_before:]) or "none"
+        raise ValidationError(
+            f"Invoice {invoice.number} changed since this credit note was confirmed (credit "
+            f"notes issued since: {numbers}). Was the confirmation submitted twice? Nothing "
+            "was issued; look at the invoice and start again if a credit note is still needed."
+        )
+
+
+def _credit_note_issue(
+    *, invoice: Invoice, reason: str, actor: User | None, net_amount: Decimal | None
+) -> Invoice:
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "A credit note needs a reason."})
     if invoice.kind != Invoice.Kind.INVOICE:
         raise ValidationError(f"{invoice} is a credit note; only an invoice can be credited.")
-    outstanding_net = invoice.net_amount - sum(
-        (-note.net_amount for note in invoice.credit_notes.all()), Decimal("0.00")
-    )
+    outstanding_net = creditable_net(invoice)
     if outstanding_net <= 0:
         raise ValidationError(f"Invoice {invoice.number} is credited in full already.")
     if net_amount is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from uuid import UUID
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -94,17 +95,82 @@ def _not_payable(invoice: Invoice) -> str:
     return ""
 
 
+def parse_reference(raw: str) -> str:
+    """A bank reference as typed: printable text of at most 140 characters, or ""."""
+    reference = " ".join(str(raw).split())
+    limit = Payment._meta.get_field("reference").max_length
+    assert limit is not None
+    if len(reference) > limit:
+        raise ValidationError(
+            f"A bank reference has at most {limit} characters; this one has {len(reference)}."
+        )
+    if not reference.isprintable():
+        raise ValidationError(f"{_quoted(raw)} holds characters that cannot be printed.")
+    return reference
+
+
+def _already_recorded(confirmation: UUID) -> str:
+    """Why a confirmation that was used already records nothing more, or ""."""
+    earlier = (
+        Payment.objects.filter(confirmation=confirmation)
+        .select_related("invoice", "recorded_by")
+        .first()
+    )
+    if earlier is None:
+        return ""
+    when = timezone.localtime(earlier.created_at)
+    return (
+        f"This confirmation was submitted before: the payment of {earlier.invoice.currency} "
+        f"{earlier.amount} received on {_day(earlier.received_on)} for invoice "
+        f"{earlier.invoice.number} was recorded at {when:%H:%M} on {_day(when.date())}. "
+        "Nothing more was recorded."
+    )
+
+
+def payment_refusal(*, invoice: Invoice) -> str:
+    """Why no payment can be recorded for ``invoice`` at all (a credit note, nothing due,
+    a cancelled subscription's invoice...), or "" when one can: staff are told before
+    they fill in a payment, not only when they confirm it."""
+    if invoice.kind != Invoice.Kind.INVOICE:
+        return f"{invoice} is a credit note; it is not paid."
+    problem = _not_payable(invoice)
+    if problem:
+        return problem
+    if invoice.amount_due() <= 0:
+        return f"{invoice} has nothing due: there is no payment to record."
+    return ""
+
+
 def payment_record(
-    *, invoice_number: str, amount: Decimal, received_on: date, actor: User | None
+    *,
+    invoice_number: str,
+    amount: Decimal,
+    received_on: date,
+    actor: User | None,
+    reference: str = "",
+    confirmation: UUID | None = None,
 ) -> Payment:
     """Record a payment of exactly what is due, received on a day between the invoice's
-    issue and today. A settled first or renewal invoice then activates, renews or (when
-    the subscription lapsed meanwhile) reactivates its subscription for the period that
-    invoice names. Anything refused is refused whole: nothing is recorded."""
+    issue and today, with the bank's ``reference`` if there is one. A settled first or
+    renewal invoice then activates, renews or (when the subscription lapsed meanwhile)
+    reactivates its subscription for the period that invoice names. Anything refused is
+    refused whole: nothing is recorded.
+
+    ``confirmation`` is the one-time key of the admin's confirmation page: a key that
+    recorded a payment already is refused, so a confirmation submitted twice (a double
+    click, a reload) records one payment."""
+    try:
+        reference = parse_reference(reference)
+    except ValidationError as error:
+        raise PaymentRefused(f"{' '.join(error.messages)} Nothing was recorded.") from None
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().filter(number=invoice_number).first()
         if invoice is None:
             raise PaymentRefused(f"There is no invoice {invoice_number!r}.")
+        if confirmation is not None:
+            used = _already_recorded(confirmation)
+            if used:
+                raise PaymentRefused(used)
         if invoice.kind != Invoice.Kind.INVOICE:
             raise PaymentRefused(f"{invoice_number} is a credit note; it is not paid.")
         problem = _not_payable(invoice)
@@ -131,14 +197,17 @@ def payment_record(
             )
         _refuse_a_second_open_subscription(invoice)
         payment = Payment.objects.create(
-            invoice=invoice, amount=amount, received_on=received_on, recorded_by=actor
+            invoice=invoice,
+            amount=amount,
+            received_on=received_on,
+            reference=reference,
+            confirmation=confirmation,
+            recorded_by=actor,
         )
-        audit_record(
-            action="payment.record",
-            actor=actor,
-            target=invoice,
-            details={"amount": str(amount), "received_on": received_on.isoformat()},
-        )
+        details = {"amount": str(amount), "received_on": received_on.isoformat()}
+        if reference:
+            details["reference"] = reference
+        audit_record(action="payment.record", actor=actor, target=invoice, details=details)
         notification_queue(
             organisation=invoice.customer,
             kind=Notification.Kind.PAYMENT_RECEIVED,

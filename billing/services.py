@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts import roles
 from accounts.models import Organisation, Product, User
+from billing.agreements import agreement_accept, agreement_current
 from billing.fees import prorated
 from billing.invoicing import credit_note_issue, invoice_issue
 from billing.models import Invoice, LicenceAgreement, Subscription, SubscriptionState
@@ -333,12 +334,22 @@ def subscription_end_cover_now(
 
 
 def subscription_subscribe(
-    *, licence: LicenceAgreement, actor: User, accept_terms: bool
+    *,
+    licence: LicenceAgreement,
+    actor: User,
+    accept_terms: bool,
+    agreement_version: int | None = None,
+    ip_address: str = "",
 ) -> Subscription:
     """Put a licence on the escrow list: the escrow terms are accepted, the subscription
     awaits payment and the first period's invoice is issued, priced by the same quote
     the subscribe page shows (``billing.pricing.first_period_quote``). When the period
-    costs nothing, it is active at once and no invoice is issued."""
+    costs nothing, it is active at once and no invoice is issued.
+
+    Accepting the terms is accepting the current version of the escrow agreement: the
+    acceptance (version, person, organisation, time, ``ip_address``) is recorded in the
+    same transaction. ``agreement_version`` is the version the customer was shown; if
+    another version became current since, nothing is subscribed."""
     if not accept_terms:
         raise ValidationError(
             {
@@ -349,8 +360,18 @@ def subscription_subscribe(
     unpaid = unpaid_invoice_of_lapsed_subscription(licence)
     if unpaid is not None:
         raise ValidationError(resubscribe_refusal(unpaid), code="unpaid_lapsed_invoice")
+    agreement = agreement_current()
+    if agreement_version is not None and agreement_version != agreement.version:
+        raise ValidationError(
+            f"The escrow agreement changed since the page was shown: version "
+            f"{agreement.version} is now current. Read it and accept it to subscribe.",
+            code="agreement_changed",
+        )
     with transaction.atomic():
         subscription = subscription_request(licence=licence, actor=actor)
+        agreement_accept(
+            agreement=agreement, subscription=subscription, actor=actor, ip_address=ip_address
+        )
         subscription_await_payment(subscription=subscription, actor=actor)
         quote = first_period_quote(
             licence=licence, fee_rate=subscription.fee_rate, today=timezone.localdate()

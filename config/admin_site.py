@@ -18,3 +18,6 @@ class StaffAdminSite(OTPAdminSite):
     site_title = "Software Escrow staff"
     # Staff have no customer-portal page to go back to.
     site_url = None
+    # The side menu took a quarter of a 1280 px screen from every list (the invoices'
+    # columns were cut off); the breadcrumbs and the index lead everywhere it did.
+    enable_nav_sidebar = False

@@ -9,16 +9,18 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.forms import StaffLoginForm
 
 # Each of these modules registers its models with the admin site.
-from escrow import admin_people, admin_seal, admin_tokens  # noqa: F401
+from escrow import admin_invitations, admin_people, admin_seal, admin_tokens  # noqa: F401
+from escrow.certificates import CERTIFIABLE_STATES
 from escrow.models import Backup, BackupDrill, Deposit, DepositCopy, ReleaseClaim
 from escrow.services.claims import claim_release_voluntarily_by_staff
 from escrow.services.deposits import deposit_retry
 from records.admin_helpers import ReadOnlyStateMixin, transition_action
-from records.models import AuditEntry
 from records.services.transitions import TransitionRefused
 
 # Permissions follow from a user's role (see User.has_perm); groups would mean nothing.
@@ -50,14 +52,48 @@ class DepositAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
         "archive_size",
         "created_at",
     )
-    list_filter = ("state", "product")
-    search_fields = ("version", "archive_sha256")
+    # By date: today, the past 7 days, this month, this year, with no query to draw it.
+    list_filter = ("state", "product", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("product",)
+    search_fields = ("version", "=archive_sha256", "product__name")
+    list_per_page = 50
+    # Tens of thousands of deposits: no count of the whole table on every page.
+    show_full_result_count = False
     inlines = (DepositCopyInline,)
     actions = (
         transition_action(
             deposit_retry, description="Retry failed deposits", object_argument="deposit"
         ),
     )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Deposit]:
+        # The list shows none of the large JSON columns; the deposit's own page loads them.
+        rows = super().get_queryset(request)
+        match = request.resolver_match
+        if request.method == "GET" and match and (match.url_name or "").endswith("changelist"):
+            rows = rows.defer("manifest", "pipeline", "sealed_for", "manifest_signature")
+        return rows
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return (*super().get_list_display(request), "certificate")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*super().get_readonly_fields(request, obj), "certificate"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # read-only: services move deposits, so the page has no Save
+
+    @admin.display(description="Certificate")
+    def certificate(self, deposit: Deposit) -> str:
+        """A link to the deposit's certificate (a fresh, expiring download), once stored."""
+        if deposit.state not in CERTIFIABLE_STATES:
+            return "—"
+        return format_html(
+            '<a href="{}" aria-label="Certificate of {} {}">PDF</a>',
+            reverse("certificate", args=[deposit.pk]),
+            deposit.product,
+            deposit.version,
+        )
 
 
 class ReasonActionForm(ActionForm):
@@ -71,11 +107,24 @@ class ReasonActionForm(ActionForm):
 @admin.register(ReleaseClaim)
 class ReleaseClaimAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
     list_display = ("id", "claimant", "product", "condition", "state", "created_at")
-    list_filter = ("state", "condition")
+    list_filter = (
+        "state",
+        "condition",
+        "product",
+        "claimant",
+        ("created_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("claimant", "product")
+    search_fields = ("=id", "claimant__name", "product__name")
+    list_per_page = 50
+    show_full_result_count = False
     # Not transition_action: this action needs the staff user's stated reason, typed
     # next to the action menu; the service refuses an empty one.
     action_form = ReasonActionForm
     actions = ("release_voluntarily",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # read-only: services move claims, so the page has no Save
 
     @admin.action(description="Release voluntarily on the vendor's written instruction")
     def release_voluntarily(self, request: HttpRequest, queryset: QuerySet[ReleaseClaim]) -> None:
@@ -97,35 +146,6 @@ class ReleaseClaimAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
             self.message_user(request, f"Released voluntarily: {done} done.", messages.SUCCESS)
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = (
-        "sequence",
-        "created_at",
-        "actor_label",
-        "action",
-        "object_type",
-        "object_id",
-        "from_state",
-        "to_state",
-    )
-    list_filter = ("action",)
-    search_fields = ("actor_label", "action", "object_id", "reason")
-    ordering = ("-sequence",)  # what happened last is what staff look for first
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [field.name for field in AuditEntry._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Backup)
 class BackupAdmin(admin.ModelAdmin):
     """Backups are made by the scheduled task or `manage.py backup run`; staff read."""
@@ -137,6 +157,9 @@ class BackupAdmin(admin.ModelAdmin):
         return [field.name for field in Backup._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -151,6 +174,9 @@ class BackupDrillAdmin(admin.ModelAdmin):
         return [field.name for field in BackupDrill._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -50,7 +50,14 @@ class UserCreationForm(AdminUserCreationForm):
 class UserEditForm(UserChangeForm):
     class Meta:
         model = User
-        fields = ("email", "full_name", "role", "organisation", "is_active")
+        fields = (
+            "email",
+            "full_name",
+            "role",
+            "organisation",
+            "is_organisation_admin",
+            "is_active",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,12 +69,22 @@ class UserEditForm(UserChangeForm):
 class UserAdmin(DjangoUserAdmin, AuditedAdmin):
     form = UserEditForm
     add_form = UserCreationForm
-    list_display = ("email", "full_name", "role", "organisation", "is_active")
+    list_display = (
+        "email",
+        "full_name",
+        "role",
+        "organisation",
+        "is_organisation_admin",
+        "is_active",
+    )
     search_fields = ("email", "full_name")
     ordering = ("email",)
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Person", {"fields": ("full_name", "role", "organisation", "is_active")}),
+        (
+            "Person",
+            {"fields": ("full_name", "role", "organisation", "is_organisation_admin", "is_active")},
+        ),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
@@ -78,7 +95,7 @@ class UserAdmin(DjangoUserAdmin, AuditedAdmin):
     )
     readonly_fields = ("last_login", "date_joined")
     filter_horizontal = ()
-    list_filter = ("role", "is_active")
+    list_filter = ("role", "is_organisation_admin", "is_active")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is not None and obj.role == Role.NOTARY:

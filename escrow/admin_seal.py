@@ -89,6 +89,9 @@ class SealRecipientChangeAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return True  # staff propose; only a notary can make a proposal effective
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a proposal is read-only once made: withdraw it with the action
+
     def get_form(
         self, request: HttpRequest, obj: Any | None = None, change: bool = False, **kwargs: Any
     ) -> Any:

@@ -451,7 +451,11 @@ def _cast(password: str, identity: X25519Identity) -> _Cast:
         )
 
     def customer(email: str, full_name: str, organisation: str) -> User:
-        return _user(email, full_name, Role.CUSTOMER, password, customers[organisation])
+        user = _user(email, full_name, Role.CUSTOMER, password, customers[organisation])
+        if not user.is_organisation_admin:  # each organisation's demo user is its admin
+            User.objects.filter(pk=user.pk).update(is_organisation_admin=True)
+            user.is_organisation_admin = True
+        return user
 
     notary = _user("notary@notaris.example", "Mr. N. Otaris", Role.NOTARY, password)
     staff = _user("staff@acme.example", "Sam Staff", Role.STAFF, password)

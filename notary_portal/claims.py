@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import notary_required
 from billing.selectors import subscriptions_for
+from escrow.history import Audience, history_lines
 from escrow.links import evidence_link
 from escrow.models import ClaimRelease, ClaimState, NotaryStoredIdentity, ReleaseClaim
 from escrow.selectors import claim_history
@@ -49,7 +50,7 @@ def _claim_context(request: HttpRequest, claim: ReleaseClaim, form: DecisionForm
         "approval_problem": (
             claim_approval_problem(claim=claim) if claim.state == ClaimState.UNDER_REVIEW else ""
         ),
-        "history": claim_history(claim),
+        "history": history_lines(claim_history(claim), audience=Audience.NOTARY),
         "evidence": claim.evidence.all(),
         "subscriptions": subscriptions_for(claim.claimant, claim.product),
         "deposit": deposit_to_release(claim),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary_portal import claims, colleagues, notifications, seal_changes, views
+from notary_portal import claims, colleagues, lists, notifications, seal_changes, views
 
 app_name = "notary"
 
@@ -12,8 +12,10 @@ urlpatterns = [
     path("verify/", views.verify, name="verify"),
     path("enrol/", views.enrol, name="enrol"),
     path("", views.dashboard, name="dashboard"),
+    path("deposits/", lists.deposits, name="deposits"),
     path("deposits/<int:deposit_id>/", views.deposit_detail, name="deposit"),
     path("deposits/<int:deposit_id>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("claims/", lists.claims, name="claims"),
     path("claims/<int:claim_id>/", claims.claim_detail, name="claim"),
     path("claims/<int:claim_id>/decide/", claims.decide, name="decide"),
     path(

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
 from accounts.access import notary_password_checked, notary_required, public
+from escrow.history import Audience, deposit_history, history_lines
 from escrow.models import DepositAcknowledgement, DepositState
 from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposits_for_register
 from escrow.services.deposits import deposit_acknowledge
@@ -80,16 +81,26 @@ def enrol(request: HttpRequest) -> HttpResponse:
     return render(request, "notary/enrol.html", context)
 
 
+# The dashboard shows the most urgent few of each list; "see all" opens the whole list.
+SUMMARY_ROWS = 10
+
+
 @notary_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     claims = claims_for_notary()
+    open_claims = claims.filter(state__in=OPEN_CLAIM_STATES)
+    closed_claims = claims.exclude(state__in=OPEN_CLAIM_STATES).order_by("-updated_at")
+    awaiting = deposits_for_register().filter(state=DepositState.REPLICATED).order_by("created_at")
+    deposits = deposits_for_register()
     context = {
-        "awaiting": deposits_for_register()
-        .filter(state=DepositState.REPLICATED)
-        .order_by("created_at"),
-        "deposits": deposits_for_register()[:200],
-        "open_claims": claims.filter(state__in=OPEN_CLAIM_STATES),
-        "closed_claims": claims.exclude(state__in=OPEN_CLAIM_STATES).order_by("-updated_at")[:50],
+        "awaiting": awaiting[:SUMMARY_ROWS],
+        "awaiting_count": awaiting.count(),
+        "deposits": deposits[:SUMMARY_ROWS],
+        "deposit_count": deposits.count(),
+        "open_claims": open_claims[:SUMMARY_ROWS],
+        "open_claim_count": open_claims.count(),
+        "closed_claims": closed_claims[:SUMMARY_ROWS],
+        "closed_claim_count": closed_claims.count(),
         "seal_changes_waiting": len(seal_changes_waiting()),
     }
     return render(request, "notary/dashboard.html", context)
@@ -103,6 +114,7 @@ def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
         "completeness": deposit.manifest.get("completeness", {}),
         "copies": deposit.copies.order_by("site", "kind"),
         "acknowledgement": DepositAcknowledgement.objects.filter(deposit=deposit).first(),
+        "history": history_lines(deposit_history(deposit), audience=Audience.NOTARY),
     }
     return render(request, "notary/deposit.html", context)
 

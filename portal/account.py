@@ -14,16 +14,23 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.access import customer_required
+from billing.agreements import agreement_current
 from billing.documents import invoice_document_render
 from billing.fees import percent_label
 from billing.models import Invoice, LicenceAgreement, Subscription, SubscriptionState
 from billing.pricing import Quote, first_period_quote
-from billing.selectors import invoices_of, unpaid_invoice_of_lapsed_subscription
+from billing.selectors import (
+    invoice_years_of,
+    invoices_of,
+    products_invoiced_to,
+    unpaid_invoice_of_lapsed_subscription,
+)
 from billing.services import (
     resubscribe_refusal,
     subscription_cancel_at_period_end,
     subscription_subscribe,
 )
+from escrow.api.authentication import client_address
 from escrow.models import DataExport, ReleaseKey
 from escrow.services.exports import (
     ExportFeeRequired,
@@ -32,9 +39,16 @@ from escrow.services.exports import (
     export_request,
 )
 from escrow.services.release_keys import release_key_set
-from portal.forms import CancelSubscriptionForm, ExportForm, ReleaseKeyForm, SubscribeForm
+from portal.forms import (
+    CancelSubscriptionForm,
+    ExportForm,
+    InvoiceFilterForm,
+    ReleaseKeyForm,
+)
+from portal.people_forms import AgreementSubscribeForm
 from records.downloads import AGE_CONTENT_TYPE, as_download
 from records.links import stored_file_link
+from records.listing import page_of
 from records.services.transitions import TransitionRefused
 
 
@@ -53,8 +67,11 @@ def subscribe(request: HttpRequest, licence_id: int) -> HttpResponse:
         licence=licence, fee_rate=preview.fee_rate, today=timezone.localdate()
     )
     signature = _quote_signature(quote)
-    form = SubscribeForm(
-        request.POST if request.method == "POST" else None, initial={"quoted": signature}
+    agreement = agreement_current()
+    form = AgreementSubscribeForm(
+        request.POST if request.method == "POST" else None,
+        initial={"quoted": signature},
+        version=agreement.version,
     )
     if request.method == "POST" and form.is_valid():
         if form.cleaned_data["quoted"] not in ("", signature):
@@ -63,11 +80,15 @@ def subscribe(request: HttpRequest, licence_id: int) -> HttpResponse:
                 "The period or the price changed since the page was shown (a new day began): "
                 "check them below and confirm again.",
             )
-            form = SubscribeForm(initial={"quoted": signature})
+            form = AgreementSubscribeForm(initial={"quoted": signature}, version=agreement.version)
         else:
             try:
                 subscription = subscription_subscribe(
-                    licence=licence, actor=user, accept_terms=True
+                    licence=licence,
+                    actor=user,
+                    accept_terms=True,
+                    agreement_version=form.cleaned_data["agreement_version"],
+                    ip_address=client_address(request),
                 )
             except ValidationError as error:
                 form.add_error(None, error)
@@ -91,6 +112,7 @@ def subscribe(request: HttpRequest, licence_id: int) -> HttpResponse:
         "rate": percent_label(preview.fee_rate),
         "quote": quote,
         "form": form,
+        "agreement": agreement,
         "blocked": resubscribe_refusal(unpaid) if unpaid else "",
     }
     return render(request, "portal/subscribe.html", context)
@@ -147,8 +169,17 @@ def cancel_subscription(request: HttpRequest, subscription_id: int) -> HttpRespo
 
 @customer_required
 def invoices(request: HttpRequest) -> HttpResponse:
+    """The organisation's invoices, a page at a time, found by number, status, year or
+    product; what is due is computed in the list's query."""
     user: Any = request.user
-    return render(request, "portal/invoices.html", {"invoices": invoices_of(user.organisation)})
+    organisation = user.organisation
+    form = InvoiceFilterForm(
+        request.GET,
+        years=invoice_years_of(organisation),
+        products=products_invoiced_to(organisation),
+    )
+    page = page_of(request, form.narrow(invoices_of(organisation)))
+    return render(request, "portal/invoices.html", {"page": page, "form": form})
 
 
 @customer_required

@@ -13,7 +13,9 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import customer_required
 from escrow.forms import uploads_from
+from escrow.history import Audience, history_lines
 from escrow.links import evidence_link, release_link
+from escrow.list_filters import ClaimFilterForm
 from escrow.models import ClaimRelease, ClaimState, ReleaseClaim, ReleaseKey
 from escrow.models.claims import WITHDRAWABLE_STATES
 from escrow.selectors import claim_history, products_licensed_by
@@ -27,6 +29,7 @@ from escrow.services.claims import (
 from escrow.services.releases import release_letter_render
 from portal.forms import ClaimForm, EvidenceForm
 from records.links import stored_file_link
+from records.listing import page_of
 from records.models import StoredFile
 from records.services.transitions import TransitionRefused
 
@@ -41,8 +44,17 @@ def claims(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     organisation = user.organisation
     products = products_licensed_by(organisation).order_by("name")
+    # The claim filing service's own rules say which products may be claimed; the form
+    # offers only those, and refuses another one posted with the service's reason.
+    eligibility = [
+        (product, claim_eligibility_problem(organisation=organisation, product=product))
+        for product in products
+    ]
+    refusals = {product.pk: problem for product, problem in eligibility if problem}
     data = request.POST if request.method == "POST" else None
-    form = ClaimForm(data, request.FILES if data is not None else None, products=products)
+    form = ClaimForm(
+        data, request.FILES if data is not None else None, products=products, refusals=refusals
+    )
     if request.method == "POST" and form.is_valid():
         try:
             claim = claim_file(
@@ -59,14 +71,14 @@ def claims(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Your claim is filed; the vendor is being notified.")
             return redirect("portal:claim", claim_id=claim.pk)
-    eligibility = [
-        (product, claim_eligibility_problem(organisation=organisation, product=product))
-        for product in products
-    ]
+    filters = ClaimFilterForm(request.GET, products=products)
+    listed = organisation.release_claims.select_related("product", "product__vendor")
     context = {
         "form": form,
-        "claims": organisation.release_claims.select_related("product", "product__vendor"),
+        "filters": filters,
+        "page": page_of(request, filters.narrow(listed)),
         "eligibility": eligibility,
+        "may_file": len(refusals) < len(eligibility),
         "contest_days": settings.ESCROW_CONTEST_BUSINESS_DAYS,
     }
     return render(request, "portal/claims.html", context)
@@ -79,7 +91,9 @@ def claim_detail(request: HttpRequest, claim_id: int) -> HttpResponse:
     context = {
         "claim": claim,
         "wait": claim_waiting_for(claim=claim),
-        "history": claim_history(claim),
+        "history": history_lines(
+            claim_history(claim), audience=Audience.CUSTOMER, organisation_id=claim.claimant_id
+        ),
         "evidence": claim.evidence.all(),
         "release": release,
         "release_key": ReleaseKey.objects.filter(organisation=claim.claimant).first(),

@@ -3,10 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 
 from accounts.forms import RoleLoginForm
 from accounts.models import Product, Role
+from billing.models import Invoice
+from billing.selectors import InvoiceStatus, invoices_matching
 from escrow.forms import MultipleFileField
+from escrow.list_filters import ListFilterForm
 from escrow.models import ReleaseCondition, ReleaseKey
 from escrow.models.claims import CUSTOMER_CONDITIONS
 from escrow.validators import validate_age_recipient
@@ -91,9 +95,58 @@ class ClaimForm(forms.Form):
         help_text="Evidence: PDF, PNG or JPEG (a court ruling, a register extract, letters).",
     )
 
-    def __init__(self, *args: Any, products: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, products: Any, refusals: dict[int, str] | None = None, **kwargs: Any
+    ) -> None:
+        """``products``: those the organisation licenses; ``refusals``: why it may not
+        claim some of them (``claim_eligibility_problem``). Only the others are offered;
+        one of those posted anyway is refused with its reason."""
         super().__init__(*args, **kwargs)
+        self.refusals = refusals or {}
+        field: Any = self.fields["product"]
+        field.queryset = products
+        field.widget.choices = [
+            (value, label)
+            for value, label in field.choices
+            if value == "" or value.value not in self.refusals
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        product = data.get("product")
+        if product is not None and product.pk in self.refusals:
+            self.add_error(None, self.refusals[product.pk])
+        return data
+
+
+class InvoiceFilterForm(ListFilterForm):
+    q = forms.CharField(
+        required=False, max_length=20, label="Number", help_text="All or part of the number."
+    )
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Every status"), *InvoiceStatus.CHOICES]
+    )
+    year = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
+    product = forms.ModelChoiceField(
+        queryset=Product.objects.none(), required=False, empty_label="All products"
+    )
+
+    def __init__(self, data: Any = None, *, years: list[int], products: Any, **kwargs: Any) -> None:
+        """``years``: those the organisation was invoiced in; ``products``: those its
+        escrow subscriptions were invoiced for."""
+        super().__init__(data, **kwargs)
+        year: Any = self.fields["year"]
+        year.choices = [("", "Every year"), *[(y, str(y)) for y in years]]
         self.fields["product"].queryset = products  # type: ignore[attr-defined]
+
+    def narrow(self, invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
+        return invoices_matching(
+            invoices,
+            search=self.value("q") or "",
+            status=self.value("status") or "",
+            year=self.value("year"),
+            product=self.value("product"),
+        )
 
 
 class EvidenceForm(forms.Form):

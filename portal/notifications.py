@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.access import customer_required
+from escrow.list_filters import NotificationFilterForm
+from records.listing import page_of
 from records.models import Notification
 
 PER_PAGE = 50
@@ -24,5 +25,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     listed = Notification.objects.filter(
         audience=Notification.Audience.ORGANISATION, organisation=user.organisation
     ).order_by("-created_at", "-pk")
-    page = Paginator(listed, PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "portal/notifications.html", {"page": page})
+    kinds = listed.order_by().values_list("kind", flat=True).distinct()
+    form = NotificationFilterForm(request.GET, kinds=kinds)
+    page = page_of(request, form.narrow(listed), per_page=PER_PAGE)
+    return render(request, "portal/notifications.html", {"page": page, "form": form})

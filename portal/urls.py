@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from portal import account, claims, notifications, passwords, views
+from portal import account, agreement, claims, notifications, passwords, people, views
 
 app_name = "portal"
 
@@ -40,6 +40,25 @@ urlpatterns = [
         name="password-change-done",
     ),
     path("", views.dashboard, name="dashboard"),
+    path("account/", people.account, name="account"),
+    path("colleagues/", people.colleagues, name="colleagues"),
+    path(
+        "colleagues/<int:user_id>/remove/",
+        people.colleague_remove_view,
+        name="colleague-remove",
+    ),
+    path(
+        "invitations/<int:invitation_id>/revoke/",
+        people.invitation_revoke_view,
+        name="invitation-revoke",
+    ),
+    path("invitation/<str:token>/", people.invitation, name="invitation"),
+    path("agreement/", agreement.agreement, name="agreement"),
+    path(
+        "agreement/<int:agreement_version>/pdf/",
+        agreement.agreement_pdf,
+        name="agreement-pdf",
+    ),
     path("products/<slug:slug>/", views.product_detail, name="product"),
     path("licences/<int:licence_id>/subscribe/", account.subscribe, name="subscribe"),
     path(

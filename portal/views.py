@@ -12,6 +12,7 @@ from django.utils.decorators import method_decorator
 
 from accounts.access import customer_required, public
 from billing.selectors import amounts_due, licences_of, newest_subscription_by_licence
+from escrow.list_filters import DepositFilterForm
 from escrow.models import ReleaseKey
 from escrow.selectors import (
     covered_products_overview,
@@ -20,6 +21,7 @@ from escrow.selectors import (
     products_licensed_by,
 )
 from portal.forms import CustomerLoginForm
+from records.listing import page_of
 
 
 @method_decorator(public, name="dispatch")
@@ -61,6 +63,9 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     # a customer learns nothing about other customers' products.
     product = get_object_or_404(products_licensed_by(user.organisation), slug=slug)
     covered = products_covered_for(user.organisation).filter(pk=product.pk).exists()
-    deposits = deposits_visible_to(user.organisation).filter(product=product)
-    context = {"product": product, "covered": covered, "deposits": deposits}
+    form = DepositFilterForm(request.GET)
+    context: dict[str, Any] = {"product": product, "covered": covered, "form": form}
+    if covered:
+        deposits = deposits_visible_to(user.organisation).filter(product=product)
+        context["page"] = page_of(request, form.narrow(deposits))
     return render(request, "portal/product.html", context)

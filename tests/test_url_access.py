@@ -25,6 +25,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from accounts.models import User
+from billing.agreements import agreement_accept, agreement_current
 from billing.invoicing import Line, invoice_issue
 from billing.models import Invoice
 from escrow.links import certificate_link, evidence_link, vendor_claim_link
@@ -32,6 +34,7 @@ from escrow.models import Backup, BackupDrill, DataExport, Deposit, NotaryRecipi
 from escrow.services.claims import claim_file, claim_notify_vendor
 from escrow.services.deposits import deposit_seal, deposit_store, deposit_verify
 from escrow.services.evidence import Upload
+from escrow.services.people import invitation_send
 from escrow.services.seal_changes import seal_change_propose
 from escrow.services.tokens import token_create
 from records.links import stored_file_link
@@ -85,6 +88,21 @@ ACCESS: dict[str, dict[str, str]] = {
     "portal:password-change": CUSTOMERS_ONLY,
     "portal:password-change-done": CUSTOMERS_ONLY,
     "portal:dashboard": CUSTOMERS_ONLY,
+    "portal:account": CUSTOMERS_ONLY,
+    # Every customer user sees their colleagues; only an organisation admin (both sample
+    # customers are admins) invites, revokes and removes. The sample's removal is of
+    # customer A's own account, refused with a message; B cannot reach A's people.
+    # A non-admin's 403 is in tests/portal/test_colleagues.py.
+    "portal:colleagues": CUSTOMERS_ONLY,
+    "portal:colleague-remove": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/portal/colleagues/", "customer_b": "not_found"},
+    "portal:invitation-revoke": CUSTOMERS_ONLY
+    | {"customer_a": "redirect:/portal/colleagues/", "customer_b": "not_found"},
+    # The invitation link is itself the credential; the sample's token is garbled, so
+    # its page says the link is not valid.
+    "portal:invitation": PUBLIC,
+    "portal:agreement": CUSTOMERS_ONLY,
+    "portal:agreement-pdf": CUSTOMERS_ONLY,
     # Only organisation A licenses the sample product; B learns nothing about it.
     "portal:product": CUSTOMERS_ONLY | {"customer_b": "not_found"},
     "notary:login": PUBLIC,
@@ -155,6 +173,11 @@ ACCESS: dict[str, dict[str, str]] = {
     "release-download": everyone("not_found"),
     "vendor-claim": PUBLIC,
     "vendor-evidence": everyone("redirect:/files/evidence/<token>/"),
+    # The notary's lists (register of deposits, claims) with search and filters.
+    "notary:deposits": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:claims": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:claim": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     # An empty decision is refused as a bad request.
@@ -216,9 +239,19 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:escrow_notaryrecipient_add",
             "admin:escrow_notaryrecipient_delete",
             "admin:escrow_sealrecipientchange_delete",
+            # Agreement versions come from migrations, acceptances from subscribing and
+            # invitations from the customer portal: staff read them only.
+            "admin:billing_escrowagreement_add",
+            "admin:billing_escrowagreement_delete",
+            "admin:billing_agreementacceptance_add",
+            "admin:billing_agreementacceptance_delete",
+            "admin:accounts_invitation_add",
+            "admin:accounts_invitation_delete",
         ],
         STAFF_ONLY | {"staff": "forbidden"},
     ),
+    # The invoice's PDF: a fresh expiring link to the stored document.
+    "admin:billing_invoice_pdf": STAFF_ONLY | {"staff": "redirect:/files/<token>/"},
     "admin:*": STAFF_ONLY,
 }
 POST_ONLY = {
@@ -231,6 +264,8 @@ POST_ONLY = {
     "notary:decide",
     "notary:seal-change-decide",
     "notary:colleague-recover",
+    "portal:colleague-remove",
+    "portal:invitation-revoke",
 }
 
 
@@ -319,6 +354,10 @@ def url_for(route: Route, sample: dict[str, Any]) -> str:
             kwargs[name] = sample["seal_change"].pk
         elif name == "user_id":
             kwargs[name] = sample["subscriber"].pk
+        elif name == "invitation_id":
+            kwargs[name] = sample["invitation"].pk
+        elif name == "agreement_version":
+            kwargs[name] = agreement_current().version
         elif name == "evidence_id":
             kwargs[name] = sample["evidence"].pk
         elif name == "token" and route.name == "evidence-download":
@@ -391,6 +430,18 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         reason="sample",
     )
     audit_record(action="test.sample")
+    User.objects.filter(pk__in=[subscriber.pk, other_customer.pk]).update(
+        is_organisation_admin=True
+    )
+    subscriber.refresh_from_db()
+    other_customer.refresh_from_db()
+    invitation = invitation_send(actor=subscriber, email="new.colleague@northwind.example")
+    agreement_accept(
+        agreement=agreement_current(),
+        subscription=subscription,
+        actor=subscriber,
+        ip_address="192.0.2.1",
+    )
     token_create(product=product, label="CI", actor=staff)
     link = certificate_link(deposit=deposit, user=staff)
     invoice = invoice_issue(
@@ -424,6 +475,7 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
     return {
         "subscription_to_cancel": make_subscription(licence=other_licence, actor=subscriber),
         "claim": claim,
+        "invitation": invitation,
         "seal_change": seal_change,
         "evidence": evidence,
         "evidence_token": evidence_link(evidence=evidence, viewer="test")

@@ -110,6 +110,13 @@ class User(AbstractBaseUser):
         help_text="Required for customer users, empty for notaries and staff.",
     )
     is_active = models.BooleanField(default=True)
+    is_organisation_admin = models.BooleanField(
+        "organisation admin",
+        default=False,
+        help_text=(
+            "A customer user who may invite colleagues of the organisation and remove them."
+        ),
+    )
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -130,6 +137,11 @@ class User(AbstractBaseUser):
                 violation_error_message=(
                     "Customer users need an organisation; notaries and staff have none."
                 ),
+            ),
+            models.CheckConstraint(
+                name="only_customer_users_are_organisation_admins",
+                condition=models.Q(is_organisation_admin=False) | models.Q(role="customer"),
+                violation_error_message="Only customer users can be organisation admins.",
             ),
         ]
 

@@ -4,9 +4,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
-from django.db.models import Sum
+from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import Organisation
 from billing.fees import percent_label
@@ -24,6 +26,42 @@ class InvoiceCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last}"
+
+
+MONEY: DecimalField[Decimal, Decimal] = DecimalField(max_digits=14, decimal_places=2)
+ZERO = Value(Decimal("0.00"), output_field=MONEY)
+
+
+def _sum_of(model: str, field: str, link: str) -> Coalesce:
+    """The sum of ``field`` over the rows of ``model`` whose ``link`` is the invoice, as a
+    subquery (joins would multiply rows when an invoice has payments and credit notes)."""
+    rows = (
+        apps.get_model("billing", model)
+        .objects.filter(**{link: OuterRef("pk")})
+        .order_by()
+        .values(link)
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows, output_field=MONEY), ZERO)
+
+
+class InvoiceQuerySet(models.QuerySet["Invoice"]):
+    def with_amounts(self) -> InvoiceQuerySet:
+        """Each invoice with ``paid``, ``credited``, ``refunded`` and ``due`` computed in
+        the query: a list of invoices costs one query, whatever its length. ``due`` is
+        what ``Invoice.amount_due()`` returns, negative when money is owed back."""
+        return self.annotate(
+            paid=_sum_of("Payment", "amount", "invoice"),
+            credit_note_totals=_sum_of("Invoice", "total", "corrects"),
+            refunded=_sum_of("Refund", "amount", "invoice"),
+        ).annotate(
+            credited=-models.F("credit_note_totals"),
+            due=models.F("total")
+            + models.F("credit_note_totals")
+            - models.F("paid")
+            + models.F("refunded"),
+        )
 
 
 class Invoice(models.Model):
@@ -68,6 +106,8 @@ class Invoice(models.Model):
     customer_details = models.JSONField(help_text="The customer as it was when invoiced.")
     vendor_details = models.JSONField(help_text="The vendor as it was when invoiced.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvoiceQuerySet.as_manager()
 
     class Meta:
         ordering: ClassVar = ["-year", "-sequence"]
@@ -149,6 +189,12 @@ class Payment(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     received_on = models.DateField()
+    reference = models.CharField(
+        max_length=140, blank=True, default="", help_text="The bank's reference for the transfer."
+    )
+    #: The one-time key of the admin confirmation that recorded the payment: the same
+    #: confirmation submitted twice records one payment (billing.payments.payment_record).
+    confirmation = models.UUIDField(null=True, blank=True, unique=True, editable=False)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -88,6 +88,11 @@ class Deposit(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering: ClassVar = ["-created_at", "-id"]
+        # The register and the lists read deposits newest first, all or by state.
+        indexes: ClassVar = [
+            models.Index(fields=["-created_at", "-id"], name="deposit_newest_first"),
+            models.Index(fields=["state", "-created_at", "-id"], name="deposit_state_newest"),
+        ]
         constraints: ClassVar = [
             # Rejected uploads are kept as records, and the pipeline may try the
             # version again; an accepted version is never deposited twice.

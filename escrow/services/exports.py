@@ -12,35 +12,30 @@ and a failed paid one's invoice is credited at once."""
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import zipfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
-from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Model, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Organisation, User
-from billing.documents import invoice_document_render
 from billing.invoicing import Line, credit_note_issue, invoice_issue
-from billing.models import Invoice, InvoiceLine, LicenceAgreement, Payment, Subscription
+from billing.models import Invoice
 from billing.periods import add_years
-from escrow.models import ClaimEvidence, DataExport, ReleaseClaim, ReleaseKey
-from escrow.services.evidence import evidence_open
+from escrow.models import DataExport
+from escrow.services.export_files import export_files_write
 from records.links import public_url
-from records.models import AuditEntry, Notification, StoredFile
+from records.models import Notification, StoredFile
 from records.queue import enqueue_on_commit
 from records.services.audit import audit_record
-from records.services.files import stored_file_open, stored_file_put
+from records.services.files import stored_file_put
 from records.services.notifications import notification_queue
 from records.services.transitions import apply_transition
 from vault.sites import SiteUnavailable
@@ -132,49 +127,10 @@ def export_request(*, actor: User, accept_fee: bool = False) -> DataExport:
     return export
 
 
-def _records(organisation: Organisation) -> dict[str, QuerySet[Any]]:
-    """Every record the organisation owns, by file name in the ZIP."""
-    invoices = Invoice.objects.filter(customer=organisation)
-    claims = ReleaseClaim.objects.filter(claimant=organisation)
-    users = User.objects.filter(organisation=organisation)
-    return {
-        "organisation.json": Organisation.objects.filter(pk=organisation.pk),
-        "users.json": users,
-        "licences.json": LicenceAgreement.objects.filter(customer=organisation),
-        "subscriptions.json": Subscription.objects.filter(licence__customer=organisation),
-        "invoices.json": invoices,
-        "invoice_lines.json": InvoiceLine.objects.filter(invoice__in=invoices),
-        "payments.json": Payment.objects.filter(invoice__in=invoices),
-        "release_claims.json": claims,
-        "release_key.json": ReleaseKey.objects.filter(organisation=organisation),
-        "notifications.json": Notification.objects.filter(organisation=organisation),
-        "data_exports.json": DataExport.objects.filter(organisation=organisation),
-        "claim_evidence.json": ClaimEvidence.objects.filter(claim__in=claims),
-        "audit_log.json": AuditEntry.objects.filter(
-            Q(actor__in=users)
-            | Q(object_type=Organisation._meta.label, object_id=str(organisation.pk))
-            | Q(
-                object_type=Invoice._meta.label,
-                object_id__in=[str(pk) for pk in invoices.values_list("pk", flat=True)],
-            )
-        ),
-    }
-
-
-# Secrets and internals that are not the customer's data.
-_LEFT_OUT = {"users.json": ["password"]}
-
-
-def _serialise(name: str, queryset: QuerySet[Model]) -> str:
-    rows = json.loads(serializers.serialize("json", queryset.order_by("pk")))
-    for row in rows:
-        for field in _LEFT_OUT.get(name, []):
-            row["fields"].pop(field, None)
-    return json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False)
-
-
 def export_build(*, export: DataExport) -> DataExport:
-    """Build the ZIP (JSON of every record, invoice PDFs), store it, tell the customer.
+    """Build the ZIP (escrow.services.export_files: a README, an index.html, CSV files
+    that name things, deposit manifests and certificates, invoice PDFs, the claims
+    with their history and evidence), store it, tell the customer.
 
     Whatever goes wrong ends the export ``failed`` with the reason (``export_fail``),
     so it never blocks the next one; only an unreachable vault site is raised
@@ -195,22 +151,8 @@ def _export_build(*, export: DataExport) -> DataExport:
     settings.ESCROW_INTAKE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.ESCROW_INTAKE_DIR) as tmp:
         path = Path(tmp) / "export.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, queryset in _records(organisation).items():
-                archive.writestr(f"data/{name}", _serialise(name, queryset))
-            for invoice in Invoice.objects.filter(customer=organisation).order_by("pk"):
-                document = invoice_document_render(invoice=invoice)
-                with stored_file_open(document) as stream:
-                    archive.writestr(f"invoices/{document.filename}", stream.read())
-            evidence = ClaimEvidence.objects.filter(
-                claim__claimant=organisation, side=ClaimEvidence.Side.CLAIMANT
-            ).order_by("pk")
-            for item in evidence:
-                archive.writestr(
-                    f"documents/claim-{item.claim_id}/{item.pk}-{item.filename}",
-                    evidence_open(item),
-                )
-            archive.writestr("README.txt", _readme(organisation))
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            export_files_write(archive, organisation=organisation)
         stored = stored_file_put(
             key=f"exports/{organisation.pk}/export-{export.pk}.zip",
             source=path,
@@ -353,12 +295,3 @@ def exports_fail_stuck(*, now: datetime | None = None) -> int:
         export.refresh_from_db()
         ended += export.state == DataExport.State.FAILED
     return ended
-
-
-def _readme(organisation: Organisation) -> str:
-    return (
-        f"Data export of {organisation.name}, made {timezone.now():%Y-%m-%d %H:%M} UTC.\n\n"
-        "data/*.json  every record your organisation owns, one JSON file per kind of record\n"
-        "invoices/    your invoices and credit notes as PDF\n"
-        "documents/   the evidence you filed with release claims\n"
-    )

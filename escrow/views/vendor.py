@@ -9,8 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.access import public
 from escrow.forms import ContestForm, VoluntaryReleaseForm, uploads_from
+from escrow.history import Audience, history_lines
 from escrow.links import claim_from_vendor_link, evidence_link
 from escrow.models import ClaimState
+from escrow.selectors import claim_history
 from escrow.services.claim_status import claim_waiting_for
 from escrow.services.claims import claim_contest_by_vendor, claim_release_voluntarily_by_vendor
 from records.services.transitions import TransitionRefused
@@ -74,6 +76,11 @@ def vendor_claim(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
         "may_contest": claim.state == ClaimState.VENDOR_NOTIFIED,
         "evidence": claim.evidence.all(),
+        "history": history_lines(
+            claim_history(claim),
+            audience=Audience.VENDOR,
+            time_zone=claim.product.vendor.effective_time_zone,
+        ),
     }
     return render(request, "vendor/claim.html", context)
 

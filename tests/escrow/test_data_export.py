@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import csv
 import io
-import json
 import zipfile
 from datetime import timedelta
 from decimal import Decimal
@@ -62,31 +62,40 @@ def test_the_export_holds_every_record_of_the_organisation_and_none_of_another(
     names = set(archive.namelist())
     assert {
         "README.txt",
-        "data/users.json",
-        "data/licences.json",
-        "data/invoices.json",
-        "data/subscriptions.json",
-        "data/payments.json",
+        "index.html",
+        "SHA256SUMS",
+        "users.csv",
+        "licences.csv",
+        "invoices.csv",
+        "subscriptions.csv",
+        "payments.csv",
+        "deposits.csv",
+        "claims.csv",
+        "claim_history.csv",
     } <= names
 
-    def rows(name: str) -> list[dict]:
-        return json.loads(archive.read(f"data/{name}"))
+    def rows(name: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(archive.read(name).decode("utf-8-sig"))))
 
     mine = subscriber.organisation
-    assert {row["fields"]["email"] for row in rows("users.json")} == set(
+    assert {row["E-mail"] for row in rows("users.csv")} == set(
         User.objects.filter(organisation=mine).values_list("email", flat=True)
     )
-    assert all("password" not in row["fields"] for row in rows("users.json"))
-    assert {row["pk"] for row in rows("invoices.json")} == set(
-        Invoice.objects.filter(customer=mine).values_list("pk", flat=True)
+    assert not any("password" in name.lower() for name in rows("users.csv")[0])
+    assert {row["Number"] for row in rows("invoices.csv")} == set(
+        Invoice.objects.filter(customer=mine).values_list("number", flat=True)
     )
-    assert len(rows("payments.json")) == 1
-    assert {row["fields"]["customer"] for row in rows("licences.json")} == {mine.pk}
+    assert len(rows("payments.csv")) == 1
+    assert [(row["Product"], row["Vendor"]) for row in rows("licences.csv")] == [
+        ("Ledger Pro", "Acme Software B.V.")
+    ]
     invoice_pdfs = [name for name in names if name.startswith("invoices/")]
     assert len(invoice_pdfs) == Invoice.objects.filter(customer=mine).count()
     assert all(archive.read(name).startswith(b"%PDF") for name in invoice_pdfs)
 
-    everything = b"".join(archive.read(name) for name in names if name.endswith(".json"))
+    readable = (".csv", ".html", ".txt", "SHA256SUMS")
+    everything = b"".join(archive.read(name) for name in names if name.endswith(readable))
+    assert subscriber.password.encode() not in everything
     assert other.email.encode() not in everything
     assert other.organisation.name.encode() not in everything
     other_invoice = Invoice.objects.get(customer=other.organisation)
@@ -188,7 +197,10 @@ def test_the_export_holds_the_evidence_documents_the_organisation_filed(
     archive = download(client, DataExport.objects.get())
     evidence = claim.evidence.get()
     assert archive.read(f"documents/claim-{claim.pk}/{evidence.pk}-ruling.pdf") == document
-    assert json.loads(archive.read("data/claim_evidence.json"))[0]["pk"] == evidence.pk
+    claims = list(csv.DictReader(io.StringIO(archive.read("claims.csv").decode("utf-8-sig"))))
+    assert [row["Claim"] for row in claims] == [f"Claim #{claim.pk}"]
+    index = archive.read("index.html").decode()
+    assert f'href="documents/claim-{claim.pk}/{evidence.pk}-ruling.pdf"' in index
 
 
 def test_an_export_that_fails_in_the_portal_answers_and_shows_failed(

@@ -35,7 +35,7 @@ def notified_claim(vendor, licence, product, subscriber, staff, notary, notary_i
 def test_the_claim_list_gives_the_deadline_on_the_vendor_s_clock(notified_claim, notary) -> None:
     page = signed_in_client(notary).get("/notary/").content.decode()
     assert "Contest deadline (vendor's time)" in page
-    assert "2026-12-10 09:00 EST (contest period)" in page
+    assert "10 Dec 2026 at 09:00 EST (contest period)" in page
 
 
 def test_the_claim_page_says_what_it_waits_for_instead_of_a_decision_form(

@@ -166,4 +166,6 @@ def test_the_portal_links_to_both(subscriber) -> None:
     login = Client().get("/portal/login/").content.decode()
     assert 'href="/portal/password/reset/">Forgot your password?</a>' in login
     dashboard = signed_in_client(subscriber).get("/portal/").content.decode()
-    assert 'href="/portal/password/change/">Change password</a>' in dashboard
+    assert 'href="/portal/account/">Account</a>' in dashboard
+    account = signed_in_client(subscriber).get("/portal/account/").content.decode()
+    assert 'href="/portal/password/change/"' in account

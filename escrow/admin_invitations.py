@@ -1,0 +1,33 @@
+"""Staff read customers' invitations of colleagues: who invited which address, when it
+expires and what became of it. Read-only: invitations are sent, accepted and revoked
+in the customer portal (escrow.services.people); the token's hash is never shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from accounts.models import Invitation
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("email", "organisation", "invited_by", "created_at", "expires_at", "status")
+    search_fields = ("email", "organisation__name")
+    list_select_related = ("organisation", "invited_by")
+    exclude = ("token_sha256",)
+
+    @admin.display(description="Status")
+    def status(self, invitation: Invitation) -> str:
+        return invitation.state_label
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
