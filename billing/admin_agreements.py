@@ -5,33 +5,20 @@ is recorded only by subscribing (billing.agreements.agreement_accept)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from billing.models import AgreementAcceptance, EscrowAgreement
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from records.admin_helpers import ReadOnlyAdmin
 
 
 @admin.register(EscrowAgreement)
-class EscrowAgreementAdmin(_ReadOnly):
+class EscrowAgreementAdmin(ReadOnlyAdmin):
     list_display = ("version", "title", "published_at", "is_current")
     fields = ("version", "title", "published_at", "is_current", "text")
 
 
 @admin.register(AgreementAcceptance)
-class AgreementAcceptanceAdmin(_ReadOnly):
+class AgreementAcceptanceAdmin(ReadOnlyAdmin):
     list_display = (
         "organisation",
         "version",

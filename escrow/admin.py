@@ -20,7 +20,7 @@ from escrow.certificates import CERTIFIABLE_STATES
 from escrow.models import Backup, BackupDrill, Deposit, DepositCopy, ReleaseClaim
 from escrow.services.claims import claim_release_voluntarily_by_staff
 from escrow.services.deposits import deposit_retry
-from records.admin_helpers import ReadOnlyStateMixin, transition_action
+from records.admin_helpers import ReadOnlyAdmin, ReadOnlyStateMixin, transition_action
 from records.services.transitions import TransitionRefused
 
 # Permissions follow from a user's role (see User.has_perm); groups would mean nothing.
@@ -147,7 +147,7 @@ class ReleaseClaimAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
 
 
 @admin.register(Backup)
-class BackupAdmin(admin.ModelAdmin):
+class BackupAdmin(ReadOnlyAdmin):
     """Backups are made by the scheduled task or `manage.py backup run`; staff read."""
 
     list_display = ("created_at", "state", "size", "kept_by", "pruned_at", "problem")
@@ -156,28 +156,10 @@ class BackupAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [field.name for field in Backup._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(BackupDrill)
-class BackupDrillAdmin(admin.ModelAdmin):
+class BackupDrillAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "backup", "ok", "problem")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [field.name for field in BackupDrill._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

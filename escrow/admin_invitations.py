@@ -4,16 +4,14 @@ in the customer portal (escrow.services.people); the token's hash is never shown
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from accounts.models import Invitation
+from records.admin_helpers import ReadOnlyAdmin
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin):
     list_display = ("email", "organisation", "invited_by", "created_at", "expires_at", "status")
     search_fields = ("email", "organisation__name")
     list_select_related = ("organisation", "invited_by")
@@ -22,12 +20,3 @@ class InvitationAdmin(admin.ModelAdmin):
     @admin.display(description="Status")
     def status(self, invitation: Invitation) -> str:
         return invitation.state_label
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -58,6 +58,20 @@ def transition_action(
     return action
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records staff read and never add, change or delete here: what the system wrote
+    (the audit log, notifications, backups) or what people wrote elsewhere."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class ReadOnlyStateMixin:
     """Records with a state machine are created and moved only by services and
     are never deleted; the admin shows them and offers service-backed actions."""

@@ -28,7 +28,7 @@ from pytest_django.live_server_helper import LiveServer
 from accounts.models import Organisation, Product, Role, User
 from billing.models import Invoice, LicenceAgreement, Subscription
 from escrow.demo import DEMO_TOTP_DEVICE, DemoResult, demo_load
-from escrow.models import Deposit, ReleaseClaim
+from escrow.models import Deposit, DepositCopy, ReleaseClaim
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -400,6 +400,21 @@ def test_every_staff_page_fits_a_phone_and_passes_axe(
     walk: Walk, screenshot: Callable[[str], Callable[[Page, str], None]]
 ) -> None:
     values = demo_values()
+    # A copy in an S3 site carries a long key and version id, as in CI; the deposit's
+    # page lists its copies in a table that must still fit the window.
+    first_deposit = Deposit.objects.order_by("pk").first()
+    assert first_deposit is not None
+    DepositCopy.objects.create(
+        deposit=first_deposit,
+        site="offsite-s3-eu-central-1",
+        kind=DepositCopy.Kind.SEALED,
+        key=f"deposits/{first_deposit.product.slug}/{first_deposit.version}/"
+        "0f8e6d2c-5b7a-4c1e-9d3f-2a6b8c0e4f17.tar.age",
+        version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY-1LaD4Vj4Kv0Mh6L9a3q2Wx",
+        sha256="ab" * 32,
+        size=123_456_789,
+        verified_at=timezone.now(),
+    )
     for path in pages_of("staff", "before", values):
         walk.check(path)
     page = walk.page
