@@ -4,14 +4,15 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages: the age tool (interoperability tests), Chromium (browser tests),
+# Debian packages: the age tool (interoperability tests), bubblewrap (the build
+# verification sandbox), OpenSSH's ssh-keygen (SSHSIG signatures), Chromium (browser tests),
 # Pango and fonts (WeasyPrint PDFs).
-SYSTEM_PACKAGES := age chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core restic postgresql-client
-SYSTEM_COMMANDS := age age-keygen chromium restic pg_dump
+SYSTEM_PACKAGES := age bubblewrap openssh-client chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core restic postgresql-client
+SYSTEM_COMMANDS := age age-keygen bwrap ssh-keygen chromium restic pg_dump
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench bench-lists clean
+.PHONY: run test lint format pytest system-deps venv lock check-deploy screenshots bench bench-lists bench-sandbox clean
 
 # The embedded default, on HOST:PORT; links in the demo's output and in e-mails use that address.
 RUN_ENV = DJANGO_DEBUG=true ESCROW_PUBLIC_URL=http://$(HOST):$(PORT)
@@ -79,7 +80,7 @@ lock: venv
 # `manage.py check --deploy` with a complete (fake but well-formed) production environment.
 check-deploy: venv
 	env DJANGO_SECRET_KEY="$$(head -c 48 /dev/urandom | base64)" DJANGO_ALLOWED_HOSTS=escrow.example.com \
-	  ESCROW_PUBLIC_URL=https://escrow.example.com \
+	  ESCROW_PUBLIC_URL=https://escrow.example.com ESCROW_SIGNATURE_DOMAIN=escrow.example.com \
 	  ESCROW_SIGNING_KEY="$$($(BIN)/python -c 'from vault.manifest import generate_signing_key as g, signing_key_pem as p; print(p(g()).decode())')" \
 	  ESCROW_EVIDENCE_IDENTITY="$$(age-keygen 2>/dev/null)" \
 	  ESCROW_BACKUP_RECIPIENTS="$$(age-keygen 2>/dev/null | grep -o 'age1[a-z0-9]*' | head -1)" \
@@ -104,3 +105,7 @@ bench: venv system-deps
 # The list pages at scale on PostgreSQL (a database of its own; see bench/README.md).
 bench-lists: venv
 	$(BIN)/python -m bench.list_pages
+
+# The build verification sandbox's overhead on a trivial build (needs root and bwrap).
+bench-sandbox: venv system-deps
+	$(BIN)/python -m bench.sandbox_overhead

@@ -33,6 +33,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench.age_throughput",
     "bench.deposit_upload",
     "bench.upload_memory",
+    "bench.sandbox_overhead",
 )
 
 #: Sections that no benchmark writes any more, because they described a system that

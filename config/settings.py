@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "accounts",
     "records",
     "billing",
+    "transparency",
+    "verification",
     "escrow",
     "portal",
     "notary_portal",
@@ -321,6 +323,47 @@ ESCROW_SITES = sites_from_env(VAR_DIR / "vault")
 # deploy check refuses that in production).
 ESCROW_SIGNING_KEY = env_str("ESCROW_SIGNING_KEY")
 ESCROW_SIGNING_KEY_PATH = VAR_DIR / "signing_key.pem"
+# The domain in the names of every signature the system makes: the SSHSIG namespaces
+# (escrow-manifest@<domain>, ...) and the transparency log's origin (<domain>/deposits).
+# Set it once, to a domain the operator holds, and never change it: old signatures and
+# checkpoints name it, and people check them with it.
+ESCROW_SIGNATURE_DOMAIN = env_str("ESCROW_SIGNATURE_DOMAIN", "escrow.localhost")
+# Build verification (issue 16, docs/verification.md): after a deposit is stored, the
+# receiving machine rebuilds it from a plaintext intake copy in a bubblewrap sandbox
+# with no network. False turns it off entirely: no intake copy, no record, no task.
+ESCROW_VERIFY_ENABLED = env_bool("ESCROW_VERIFY_ENABLED", True)
+# At most this many builds run at once, and this many more wait; beyond that a deposit
+# is recorded "not verified (busy)" and its intake copy is removed at once.
+ESCROW_VERIFY_SLOTS = env_int("ESCROW_VERIFY_SLOTS", 2, minimum=1)
+ESCROW_VERIFY_QUEUE = env_int("ESCROW_VERIFY_QUEUE", 10, minimum=0)
+# Sandbox limits: a recipe's time_limit may not exceed MAX_SECONDS (wall clock and CPU);
+# memory, process count and captured output are capped per build.
+ESCROW_VERIFY_MAX_SECONDS = env_int("ESCROW_VERIFY_MAX_SECONDS", 1800, minimum=1)
+ESCROW_VERIFY_MEMORY_MB = env_int("ESCROW_VERIFY_MEMORY_MB", 2048, minimum=16)
+ESCROW_VERIFY_PROCESSES = env_int("ESCROW_VERIFY_PROCESSES", 256, minimum=4)
+ESCROW_VERIFY_OUTPUT_MB = env_int("ESCROW_VERIFY_OUTPUT_MB", 16, minimum=1)
+ESCROW_VERIFY_SCRATCH_MB = env_int("ESCROW_VERIFY_SCRATCH_MB", 4096, minimum=16)
+# Each build runs as a uid of its own from this range (vault.build_sandbox): uids no
+# account on the host uses, at least ESCROW_VERIFY_SLOTS of them.
+ESCROW_VERIFY_UID_BASE = env_int("ESCROW_VERIFY_UID_BASE", 61000, minimum=1000)
+ESCROW_VERIFY_UID_COUNT = env_int("ESCROW_VERIFY_UID_COUNT", 64, minimum=1)
+# The intake copy's own lease: renewed while the build runs; once it expires the
+# sweeper removes the copy and records "not verified (interrupted)". It must outlast
+# the longest build.
+ESCROW_VERIFY_LEASE_SECONDS = env_int("ESCROW_VERIFY_LEASE_SECONDS", 3600, minimum=60)
+if ESCROW_VERIFY_LEASE_SECONDS <= ESCROW_VERIFY_MAX_SECONDS:
+    raise ImproperlyConfigured(
+        f"ESCROW_VERIFY_LEASE_SECONDS ({ESCROW_VERIFY_LEASE_SECONDS} s) must be longer than "
+        f"ESCROW_VERIFY_MAX_SECONDS ({ESCROW_VERIFY_MAX_SECONDS} s), or the sweeper would "
+        "interrupt a build that is still within its time limit."
+    )
+# Verification runs where the plaintext is: the task goes to the queue of the machine
+# that received the deposit, "<prefix>@<hostname>"; each receiving machine runs a
+# worker for its own queue (docs/operations.md).
+ESCROW_VERIFY_QUEUE_PREFIX = env_str("ESCROW_VERIFY_QUEUE_PREFIX", "verify")
+CELERY_TASK_ROUTES = ("verification.routing.route_task",)
+# The stale-deposit warning also counts a product without a passing build for this long.
+ESCROW_VERIFY_STALE_DAYS = env_int("ESCROW_VERIFY_STALE_DAYS", 90, minimum=1)
 # Who deposits are sealed for is not a setting: whoever controls the environment
 # could otherwise add a key of their own. A left-over variable stops start-up.
 if env_str("ESCROW_BREAK_GLASS_RECIPIENT"):

@@ -19,13 +19,23 @@ from escrow.services.seal_changes import (
     seal_change_validate,
     seal_change_withdraw,
 )
+from escrow.templatetags.age_keys import short_key
 from records.admin_helpers import ReadOnlyStateMixin, transition_action
+from vault.age import recipient_kind
 
 
 @admin.register(NotaryRecipient)
 class NotaryRecipientAdmin(admin.ModelAdmin):
-    list_display = ("label", "kind", "notary", "public_key", "is_active", "created_at")
+    list_display = ("label", "kind", "notary", "key", "key_kind", "is_active", "created_at")
     list_filter = ("kind", "is_active")
+
+    @admin.display(description="Public key")
+    def key(self, obj: NotaryRecipient) -> str:
+        return short_key(obj.public_key)
+
+    @admin.display(description="Key kind")
+    def key_kind(self, obj: NotaryRecipient) -> str:
+        return recipient_kind(obj.public_key)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [field.name for field in self.model._meta.fields]
@@ -71,13 +81,23 @@ class SealRecipientChangeAdmin(ReadOnlyStateMixin, admin.ModelAdmin):
     list_display = (
         "kind",
         "label",
-        "public_key",
+        "key",
+        "key_kind",
         "state",
         "proposed_by",
         "decided_by",
         "created_at",
     )
     list_filter = ("state", "kind")
+
+    @admin.display(description="Public key")
+    def key(self, obj: SealRecipientChange) -> str:
+        return short_key(obj.public_key)
+
+    @admin.display(description="Key kind")
+    def key_kind(self, obj: SealRecipientChange) -> str:
+        return recipient_kind(obj.public_key) if obj.public_key else "—"
+
     actions = (
         transition_action(
             seal_change_withdraw,

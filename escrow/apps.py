@@ -20,8 +20,10 @@ class EscrowConfig(AppConfig):
         from escrow.services.sweeper import intake_orphans_remove
 
         # Start-up cleanup: plaintext and partial ciphertext that a killed process left
-        # in the intake folder, told by age alone (no database query is allowed here);
-        # the scheduled sweep also removes them by their lease, every minute.
+        # in the intake folder, told by age alone (no database query is allowed here),
+        # build verification's intake copies (.verify, with their .scratch folders) by
+        # the lease expiry each copy carries as its modification time; the scheduled
+        # sweep also removes them by their lease, every minute.
         try:
             intake_orphans_remove(older_than=settings.ESCROW_DEPOSIT_LEASE_SECONDS)
         except OSError:

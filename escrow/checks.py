@@ -103,6 +103,15 @@ def embedded_defaults_in_production(app_configs: Any, **kwargs: Any) -> list[Err
                 id="escrow.E011",
             )
         )
+    if settings.ESCROW_SIGNATURE_DOMAIN.endswith(".localhost"):
+        errors.append(
+            Error(
+                "ESCROW_SIGNATURE_DOMAIN is the local default "
+                f"({settings.ESCROW_SIGNATURE_DOMAIN}): set it once to a domain the operator "
+                "holds; every SSHSIG namespace and the transparency log's origin name it.",
+                id="escrow.E012",
+            )
+        )
     if settings.DEBUG:
         errors.append(Error("DJANGO_DEBUG must be false in production.", id="escrow.E006"))
     return errors

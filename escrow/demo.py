@@ -17,6 +17,8 @@ import hashlib
 import heapq
 import io
 import itertools
+import shutil
+import subprocess
 import tarfile
 import time
 from collections.abc import Callable
@@ -27,6 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
@@ -65,6 +69,8 @@ from escrow.services.intake import deposit_receive
 from escrow.services.release_keys import release_key_set
 from escrow.services.replication import deposit_replicate_copies
 from escrow.services.tokens import IssuedToken, token_create, token_revoke
+from transparency.services import checkpoint_latest, witness_key_active, witness_key_add
+from vault import sshsig
 from vault.age import X25519Identity, parse_identity_file
 
 DEMO_TOTP_DEVICE = "demo authenticator"
@@ -144,6 +150,7 @@ class DemoResult:
     staff_totp_secret: str = ""
     pipeline_token: str = ""
     release_key_path: Path | None = None
+    witness_key_path: Path | None = None
     deposits: list[Deposit] = field(default_factory=list)
 
 
@@ -300,7 +307,9 @@ def _identity_file(identity_path: Path, whose: str) -> X25519Identity:
     """Reuse the identity file from an earlier run, or generate one. The file is a
     private key: it goes to disk for the demo, never to the database."""
     if identity_path.exists():
-        return parse_identity_file(identity_path.read_text())[0]
+        found = parse_identity_file(identity_path.read_text())[0]
+        if isinstance(found, X25519Identity):
+            return found
     identity = X25519Identity.generate()
     identity_path.parent.mkdir(parents=True, exist_ok=True)
     identity_path.touch(mode=0o600)
@@ -546,10 +555,41 @@ def _deposit(product: Product, version: str, staff: User) -> None:
         _demo_deposit(_demo_token(product, staff).token, version)
 
 
-def _acknowledge(product: Product, version: str, notary: User) -> None:
+def _witness_key_file(path: Path) -> Path:
+    """The demo notary's witness key (SSH Ed25519), made once with the real ssh-keygen,
+    as a notary would (docs/security.md); reused on later runs. A private key: it goes
+    to disk for the demo, never to the database."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keygen = shutil.which("ssh-keygen")
+        if keygen is None:
+            raise ImproperlyConfigured(
+                "The demo notary's witness key is made with ssh-keygen: install openssh-client."
+            )
+        subprocess.run(
+            [keygen, "-q", "-t", "ed25519", "-N", "", "-C", "demo notary witness", "-f", str(path)],
+            check=True,
+        )
+    return path
+
+
+def _acknowledge(product: Product, version: str, notary: User, witness_key: Path) -> None:
+    """The notary acknowledges, co-signing the log's checkpoint with its witness key as
+    ``ssh-keygen -Y sign`` would (Ed25519 SSHSIG is deterministic: the same bytes)."""
     deposit = _existing_deposit(product, version)
     if deposit is not None and deposit.state == DepositState.REPLICATED:
-        deposit_acknowledge(deposit=deposit, notary=notary)
+        checkpoint = checkpoint_latest()
+        signature = None
+        if checkpoint is not None and witness_key_active(notary) is not None:
+            private = serialization.load_ssh_private_key(witness_key.read_bytes(), None)
+            assert isinstance(private, Ed25519PrivateKey)
+            signature = sshsig.sign(checkpoint.body.encode(), private, sshsig.namespace("witness"))
+        deposit_acknowledge(
+            deposit=deposit,
+            notary=notary,
+            witness_signature=signature,
+            checkpoint_size=checkpoint.size if checkpoint is not None else None,
+        )
 
 
 def _renewals_job() -> None:
@@ -664,7 +704,7 @@ def _history_offsets() -> dict[str, int]:
     }
 
 
-def _history(past: _Past, cast: _Cast, release_identity: X25519Identity) -> None:
+def _history(past: _Past, cast: _Cast, release_identity: X25519Identity, witness_key: Path) -> None:
     """Schedule every event of the demo's past.
 
     Long because it is a script: the stories one after the other, each read top to
@@ -722,7 +762,8 @@ def _history(past: _Past, cast: _Cast, release_identity: X25519Identity) -> None
     # Payroll Classic: deposited long ago and acknowledged; nothing since.
     past.at(at("payroll_deposit", 15), partial(_deposit, cast.payroll, "3.2.0", staff))
     past.at(
-        at("payroll_deposit", 10, later=1), partial(_acknowledge, cast.payroll, "3.2.0", notary)
+        at("payroll_deposit", 10, later=1),
+        partial(_acknowledge, cast.payroll, "3.2.0", notary, witness_key),
     )
 
     # Fabrikam subscribes Ledger Pro and Payroll Classic, and pays both.
@@ -739,7 +780,10 @@ def _history(past: _Past, cast: _Cast, release_identity: X25519Identity) -> None
 
     # Ledger Pro 1.0.0: deposited and acknowledged, the deposit a release hands over.
     past.at(at("ledger_deposit", 15), partial(_deposit, cast.ledger, "1.0.0", staff))
-    past.at(at("ledger_deposit", 10, later=1), partial(_acknowledge, cast.ledger, "1.0.0", notary))
+    past.at(
+        at("ledger_deposit", 10, later=1),
+        partial(_acknowledge, cast.ledger, "1.0.0", notary, witness_key),
+    )
 
     # Northwind claims a release of Ledger Pro. Acme does not contest; when the contest
     # period ends the scheduler hands the claim to the notary, who has not decided yet.
@@ -831,7 +875,12 @@ def demo_load(*, password: str, identity_path: Path) -> DemoResult:
     past = _Past(timezone.now())
     beginning = past.day(max(_history_offsets().values()) + 1, 8)
     cast = past.run_at(beginning, lambda: _atomic_cast(password, identity))
-    _history(past, cast, release_identity)
+    result.witness_key_path = _witness_key_file(identity_path.with_name("notary-witness-key"))
+    witness_line = result.witness_key_path.with_suffix(".pub").read_text()
+    past.run_at(
+        beginning, lambda: witness_key_add(notary=cast.notary, public_key_line=witness_line)
+    )
+    _history(past, cast, release_identity, result.witness_key_path)
     past.run()
 
     # Today: a fresh pipeline token each run, since its secret is shown only once. (The

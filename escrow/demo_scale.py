@@ -65,6 +65,7 @@ from escrow.models import (
 )
 from escrow.models.claims import OPEN_STATES
 from records.models import AuditChainHead, AuditEntry, Notification
+from transparency.services import log_append_many
 from vault.keys import system_signing_key
 from vault.manifest import canonical_json, sign_manifest
 from vault.manifest_completeness import NO_BUILD_FILE, NO_LICENCE, NO_LOCK_FILE, NO_README
@@ -1006,6 +1007,15 @@ def demo_scale(*, counts: ScaleCounts, now: datetime | None = None, seed: int = 
     rng = random.Random(seed)
     with transaction.atomic():
         events = _deposits(cast, counts.deposits, rng, now)
+        # Every seeded deposit that has a manifest is in the transparency log, in order.
+        log_append_many(
+            list(
+                Deposit.objects.filter(pipeline__build_url__startswith=SCALE_BUILD_URL)
+                .exclude(manifest_sha256="")
+                .order_by("created_at", "pk")
+                .values_list("pk", "manifest_sha256")
+            )
+        )
         events += _claims(cast, counts.claims, rng, now)
         events += _invoices(cast, counts.invoices, rng, now)
         _notifications(cast, counts.notifications, rng, now)

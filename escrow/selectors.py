@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, Count, F, Prefetch, Q, QuerySet, Value, When, Window
@@ -14,6 +15,8 @@ from accounts.models import Organisation, Product
 from escrow.models import Deposit, DepositCopy, DepositState, ReleaseClaim
 from escrow.models.claims import ClaimState
 from records.models import AuditEntry, Notification
+from verification.models import BuildVerification
+from verification.selectors import build_histories_for, verifications_for
 
 
 def products_licensed_by(organisation: Organisation) -> QuerySet[Product]:
@@ -27,21 +30,53 @@ def products_covered_for(organisation: Organisation) -> QuerySet[Product]:
     ).distinct()
 
 
+class DepositsWithVerification(QuerySet[Deposit]):
+    """Deposits that carry their build verification once fetched, as
+    ``deposit.verification`` (a ``BuildVerification`` or None).
+
+    The verification app sits below escrow and refers to a deposit by id only, so
+    there is no relation to ``prefetch_related``; this does the same by hand: one
+    more query per fetch (``verifications_for``), whatever the number of rows, so
+    the lists that show a badge per deposit stay at a constant number of queries.
+    ``count()``, ``exists()`` and ``values()`` fetch no deposits and cost nothing more."""
+
+    def _fetch_all(self) -> None:
+        fetching = self._result_cache is None
+        super()._fetch_all()
+        if fetching and self._result_cache:
+            attach_verifications(self._result_cache)
+
+
+def attach_verifications(deposits: list[Any]) -> None:
+    """Set ``deposit.verification`` on each deposit of a fetched list, in one query."""
+    listed = [deposit for deposit in deposits if isinstance(deposit, Deposit)]
+    if not listed:
+        return
+    records = verifications_for(deposit.pk for deposit in listed)
+    for deposit in listed:
+        deposit.verification = records.get(deposit.pk)
+
+
 def deposits_visible_to(organisation: Organisation) -> QuerySet[Deposit]:
     """Deposits of the products escrow covers for the organisation (metadata only is shown),
-    newest first. A rejected upload never became a deposit and is not listed."""
+    newest first, each with its build verification. A rejected upload never became a
+    deposit and is not listed."""
     return (
-        Deposit.objects.filter(product__in=products_covered_for(organisation))
+        DepositsWithVerification(Deposit)
+        .filter(product__in=products_covered_for(organisation))
         .exclude(state=DepositState.REJECTED)
         .select_related("product")
     )
 
 
 def deposits_for_register() -> QuerySet[Deposit]:
-    """The notary's register: every deposit that reached the notary. A rejected upload
-    never did (the intake refused it before sealing), so it is not in the register."""
-    return Deposit.objects.exclude(state=DepositState.REJECTED).select_related(
-        "product", "product__vendor"
+    """The notary's register: every deposit that reached the notary, each with its build
+    verification. A rejected upload never did (the intake refused it before sealing), so
+    it is not in the register."""
+    return (
+        DepositsWithVerification(Deposit)
+        .exclude(state=DepositState.REJECTED)
+        .select_related("product", "product__vendor")
     )
 
 
@@ -167,6 +202,7 @@ def notifications_matching(
 class DepositRow:
     deposit: Deposit
     sites: list[str]
+    verification: BuildVerification | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +214,9 @@ class CoveredProduct:
     latest: Deposit | None
     age_days: int | None
     stale: bool
+    #: No passing build for more than ESCROW_VERIFY_STALE_DAYS (build verification on).
+    build_stale: bool = False
+    last_build_passed_at: datetime | None = None
 
 
 OVERVIEW_DEPOSITS = 5
@@ -214,13 +253,26 @@ def covered_products_overview(organisation: Organisation) -> list[CoveredProduct
     by_product: dict[int, list[Deposit]] = {}
     for deposit in recent if products else []:
         by_product.setdefault(deposit.product_id, []).append(deposit)
+    verifications = verifications_for(
+        deposit.pk for deposits in by_product.values() for deposit in deposits
+    )
+    # One more query, only while builds are verified: each product's last passing build.
+    builds = (
+        build_histories_for(product.pk for product in products)
+        if settings.ESCROW_VERIFY_ENABLED
+        else {}
+    )
     overview = []
     today = timezone.now()
     stale_after = settings.ESCROW_STALE_DEPOSIT_DAYS
     for product in products:
         deposits = by_product.get(product.pk, [])
         rows = [
-            DepositRow(deposit, sorted({copy.site for copy in deposit.copies.all()}))
+            DepositRow(
+                deposit,
+                sorted({copy.site for copy in deposit.copies.all()}),
+                verifications.get(deposit.pk),
+            )
             for deposit in deposits
         ]
         latest = deposits[0] if deposits else None
@@ -233,6 +285,10 @@ def covered_products_overview(organisation: Organisation) -> list[CoveredProduct
                 latest=latest,
                 age_days=age,
                 stale=latest is None or (age is not None and age > stale_after),
+                build_stale=product.pk in builds and builds[product.pk].stale(now=today),
+                last_build_passed_at=builds[product.pk].last_passed_at
+                if product.pk in builds
+                else None,
             )
         )
     return overview

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from escrow.backups.service import BackupFailed, backup_drill, backup_run
 from escrow.models import ClaimRelease, ClaimState, DataExport, Deposit, DepositState, ReleaseClaim
+from escrow.services.build_verification import deposit_build_verify
 from escrow.services.claims import claim_notify_vendor, claims_contest_elapsed
 from escrow.services.exports import export_build, export_fail, exports_fail_stuck
 from escrow.services.intake import deposit_store_sealed
@@ -26,6 +27,7 @@ from escrow.services.sweeper import deposits_sweep
 from escrow.services.vault_health import vault_health_check
 from records.queue import EscrowTask
 from vault.sites import SiteError, SiteUnavailable
+from verification.models import BuildVerification, VerificationState
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,19 @@ def deposit_store_sealed_task(deposit_id: int) -> None:
     deposit = Deposit.objects.filter(pk=deposit_id, state=DepositState.SEALED).first()
     if deposit is not None:
         deposit_store_sealed(deposit=deposit)
+
+
+@shared_task(base=EscrowTask, name="escrow.deposit_build_verify")
+def deposit_build_verify_task(verification_id: int) -> None:
+    """Build a stored deposit from its intake copy, on the machine that received it (the
+    task is routed to that machine's queue: verification.routing). A record no longer
+    pending (redelivered, or interrupted by the sweeper) is left alone; anything that
+    breaks ends the record ``interrupted`` with the reason, and staff are mailed."""
+    verification = BuildVerification.objects.filter(
+        pk=verification_id, state=VerificationState.PENDING
+    ).first()
+    if verification is not None:
+        deposit_build_verify(verification=verification)
 
 
 @shared_task(base=EscrowTask, name="escrow.deposits_sweep")

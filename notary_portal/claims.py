@@ -31,6 +31,7 @@ from escrow.services.safe_export import safe_export_chunks
 from notary_portal.forms import DecisionForm, StoreIdentityForm
 from records.downloads import as_download
 from records.services.transitions import TransitionRefused
+from verification.selectors import verification_for
 
 
 @notary_required
@@ -42,6 +43,8 @@ def claim_detail(request: HttpRequest, claim_id: int) -> HttpResponse:
 
 
 def _claim_context(request: HttpRequest, claim: ReleaseClaim, form: DecisionForm) -> dict[str, Any]:
+    deposit = deposit_to_release(claim)
+    release = ClaimRelease.objects.filter(claim=claim).select_related("deposit").first()
     return {
         "claim": claim,
         "form": form,
@@ -53,8 +56,12 @@ def _claim_context(request: HttpRequest, claim: ReleaseClaim, form: DecisionForm
         "history": history_lines(claim_history(claim), audience=Audience.NOTARY),
         "evidence": claim.evidence.all(),
         "subscriptions": subscriptions_for(claim.claimant, claim.product),
-        "deposit": deposit_to_release(claim),
-        "release": ClaimRelease.objects.filter(claim=claim).first(),
+        "deposit": deposit,
+        # Whether the deposit to be released (or, once released, the one that was)
+        # passed build verification, and when: the notary weighs it before deciding.
+        "verification": verification_for(deposit.pk) if deposit else None,
+        "release": release,
+        "release_verification": verification_for(release.deposit_id) if release else None,
         "has_stored_identity": NotaryStoredIdentity.objects.filter(notary=request.user).exists(),  # type: ignore[misc]
     }
 

@@ -25,7 +25,8 @@ class DecisionForm(forms.Form):
     identity = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"autocomplete": "off", "rows": 3}),
-        help_text="To approve: paste your age identity (AGE-SECRET-KEY-1...), or upload it, "
+        help_text="To approve: paste your age identity (AGE-SECRET-KEY-1... or "
+        "AGE-SECRET-KEY-PQ-1...), or upload it, "
         "or unlock your stored identity with its passphrase. It is used for this request only.",
     )
     identity_file = forms.FileField(required=False)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from notary_portal import claims, colleagues, lists, notifications, seal_changes, views
+from notary_portal import claims, colleagues, lists, notifications, seal_changes, views, witness
 
 app_name = "notary"
 
@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     path("notifications/", notifications.notifications, name="notifications"),
     path("identity/", claims.store_identity, name="identity"),
+    path("witness/", witness.witness_key, name="witness"),
     path("safe-export/", claims.safe_export, name="safe-export"),
     path("seal-changes/", seal_changes.seal_changes, name="seal-changes"),
     path("colleagues/", colleagues.colleagues, name="colleagues"),

@@ -18,11 +18,9 @@ from accounts.access import notary_password_checked, notary_required, public
 from escrow.history import Audience, deposit_history, history_lines
 from escrow.models import DepositAcknowledgement, DepositState
 from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposits_for_register
-from escrow.services.deposits import deposit_acknowledge
 from escrow.services.seal_changes import seal_changes_waiting
-from notary_portal import services
+from notary_portal import services, witness
 from notary_portal.forms import NotaryLoginForm, TotpForm
-from records.services.transitions import TransitionRefused
 
 
 @method_decorator(public, name="dispatch")
@@ -116,6 +114,10 @@ def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
         "acknowledgement": DepositAcknowledgement.objects.filter(deposit=deposit).first(),
         "history": history_lines(deposit_history(deposit), audience=Audience.NOTARY),
     }
+    if deposit.state == DepositState.REPLICATED:
+        context |= witness.witness_context(request.user)  # type: ignore[arg-type]
+    if context["acknowledgement"] is not None:
+        context |= witness.receipt_context(context["acknowledgement"])
     return render(request, "notary/deposit.html", context)
 
 
@@ -123,10 +125,5 @@ def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
 @require_POST
 def acknowledge(request: HttpRequest, deposit_id: int) -> HttpResponse:
     deposit = get_object_or_404(deposits_for_register(), pk=deposit_id)
-    try:
-        deposit_acknowledge(deposit=deposit, notary=request.user)  # type: ignore[arg-type]
-    except TransitionRefused as refused:
-        messages.error(request, str(refused))
-    else:
-        messages.success(request, f"You acknowledged {deposit.product.name} {deposit.version}.")
+    witness.acknowledge_with_witness(request, deposit)
     return redirect("notary:deposit", deposit_id=deposit.pk)

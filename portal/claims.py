@@ -146,7 +146,11 @@ def claim_download(request: HttpRequest, claim_id: int) -> HttpResponse:
     """A fresh link (at most an hour) to the released file, while the release stands."""
     claim = _own_claim(request, claim_id)
     release = get_object_or_404(ClaimRelease, claim=claim, claim__state=ClaimState.RELEASED)
-    return HttpResponseRedirect(release_link(release=release, user=request.user))  # type: ignore[arg-type]
+    link = release_link(release=release, user=request.user)  # type: ignore[arg-type]
+    # ?part=kit: the released deposit's signed manifest, allowed_signers and log proof.
+    if request.GET.get("part") == "kit":
+        link += "?part=kit"
+    return HttpResponseRedirect(link)
 
 
 @customer_required

@@ -13,7 +13,7 @@ from escrow.forms import MultipleFileField
 from escrow.list_filters import ListFilterForm
 from escrow.models import ReleaseCondition, ReleaseKey
 from escrow.models.claims import CUSTOMER_CONDITIONS
-from escrow.validators import validate_age_recipient
+from escrow.validators import AGE_RECIPIENT_MAX_LENGTH, validate_age_recipient
 
 
 class SubscribeForm(forms.Form):
@@ -40,8 +40,9 @@ class ReleaseKeyForm(forms.Form):
     method = forms.ChoiceField(choices=ReleaseKey.Method.choices, widget=forms.RadioSelect)
     recipient = forms.CharField(
         required=False,
-        max_length=100,
-        help_text="The public key printed by age-keygen, starting with age1.",
+        max_length=AGE_RECIPIENT_MAX_LENGTH,
+        help_text="The public key printed by age-keygen, starting with age1 (or age1pq1 for "
+        "a hybrid post-quantum key from age-keygen -pq).",
     )
     passphrase = forms.CharField(
         required=False,

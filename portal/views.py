@@ -52,6 +52,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "amount_due": amounts_due(organisation),
         "release_key": ReleaseKey.objects.filter(organisation=organisation).first(),
         "stale_days": settings.ESCROW_STALE_DEPOSIT_DAYS,
+        "build_stale_days": settings.ESCROW_VERIFY_STALE_DAYS,
     }
     return render(request, "portal/dashboard.html", context)
 

@@ -52,6 +52,9 @@ def _isolated_settings(settings: Any, tmp_path: Path) -> Iterator[None]:
     settings.ESCROW_BACKUP_IDENTITY_PATH = tmp_path / "var" / "backup_identity.txt"
     settings.VAR_DIR = tmp_path / "var"
     settings.ESCROW_INTAKE_DIR = tmp_path / "intake"
+    # Build verification (a sandboxed build after every deposit) is off unless a test
+    # turns it on (tests/verification/): the other tests' deposits are not builds.
+    settings.ESCROW_VERIFY_ENABLED = False
     settings.ESCROW_SIGNING_KEY_PATH = tmp_path / "var" / "signing_key.pem"
     settings.ESCROW_EVIDENCE_IDENTITY_PATH = tmp_path / "var" / "evidence_identity.txt"
     system_signing_key.cache_clear()

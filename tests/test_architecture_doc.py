@@ -15,7 +15,7 @@ from tools.architecture_diagram import block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "architecture.md").read_text()
-OUR_APPS = ("records", "billing", "escrow")
+OUR_APPS = ("records", "billing", "transparency", "verification", "escrow")
 
 
 def _section(title: str) -> str:

@@ -25,6 +25,8 @@ SERVICE_MODULES = [
     "records.links",
     "records.pdf",
     "notary_portal.services",
+    "transparency.services",
+    "verification.services",
 ]
 SERVICE_PACKAGES = ["records.services", "escrow.services"]
 

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -49,6 +50,9 @@ from tests.factories import (
     make_deposit,
     make_subscription,
 )
+from transparency.services import checkpoint_latest, witness_cosign, witness_key_add
+from vault import sshsig
+from verification.services import product_recipe_set, verification_open
 
 ROLES = ["anonymous", "customer_a", "customer_b", "notary", "notary_password_only", "staff"]
 LOGIN_PATHS = {"/portal/login/", "/notary/login/", "/admin/login/"}
@@ -117,7 +121,16 @@ ACCESS: dict[str, dict[str, str]] = {
     # no browser session, whatever its role, gets in.
     "api:deposit-upload": everyone("unauthorized"),
     "api:deposit-status": everyone("unauthorized"),
+    # The product's build recipe, for its pipeline (tests/verification/test_recipe_api.py).
+    "api:build-recipe": everyone("unauthorized"),
     "api-schema": PUBLIC,
+    # The system's public signing key as an OpenSSH allowed_signers line.
+    "api:allowed-signers": PUBLIC,
+    # The transparency log, public: the checkpoint; the proofs answer 400 without their
+    # query parameters (tests/transparency/test_log_api.py).
+    "api:log-checkpoint": PUBLIC,
+    "api:log-inclusion-proof": everyone("bad_request"),
+    "api:log-consistency-proof": everyone("bad_request"),
     "notary:deposit": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     # The sample deposit is only stored, so acknowledging is refused with a message.
@@ -192,6 +205,8 @@ ACCESS: dict[str, dict[str, str]] = {
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:identity": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
+    "notary:witness": NOT_FOR_CUSTOMERS_OR_STAFF
+    | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:safe-export": NOT_FOR_CUSTOMERS_OR_STAFF
     | {"notary": "ok", "notary_password_only": "redirect:/notary/verify/"},
     "notary:seal-changes": NOT_FOR_CUSTOMERS_OR_STAFF
@@ -247,6 +262,18 @@ ACCESS: dict[str, dict[str, str]] = {
             "admin:billing_agreementacceptance_delete",
             "admin:accounts_invitation_add",
             "admin:accounts_invitation_delete",
+            # The transparency log is append-only: staff read it, nobody edits it.
+            "admin:transparency_logleaf_add",
+            "admin:transparency_logleaf_delete",
+            "admin:transparency_checkpoint_add",
+            "admin:transparency_checkpoint_delete",
+            "admin:transparency_witnesskey_add",
+            "admin:transparency_witnesskey_delete",
+            "admin:transparency_witnesssignature_add",
+            "admin:transparency_witnesssignature_delete",
+            # Build verifications are written by the system only (verification/admin.py).
+            "admin:verification_buildverification_add",
+            "admin:verification_buildverification_delete",
         ],
         STAFF_ONLY | {"staff": "forbidden"},
     ),
@@ -469,6 +496,21 @@ def sample(product, licence, subscriber, other_customer, notary, staff) -> dict[
         created_at=timezone.now(), state=Backup.State.FAILED, problem="sample"
     )
     BackupDrill.objects.create(backup=failed_backup, ok=False, problem="sample")
+    verification_open(
+        deposit_id=deposit.pk, product_id=product.pk, lease_owner="h:1:abc", has_copy=False
+    )
+    product_recipe_set(
+        product=product, text='[build]\ncommand = "make"\nartefacts = ["app"]\n', actor=staff
+    )
+    witness = Ed25519PrivateKey.generate()
+    witness_key_add(notary=notary, public_key_line=sshsig.openssh_public_key(witness))
+    checkpoint = checkpoint_latest()
+    assert checkpoint is not None
+    witness_cosign(
+        notary=notary,
+        checkpoint=checkpoint,
+        signature=sshsig.sign(checkpoint.body.encode(), witness, sshsig.namespace("witness")),
+    )
     other_licence = LicenceFactory(
         customer=licence.customer, product=ProductFactory(vendor=product.vendor)
     )

@@ -17,6 +17,8 @@ PACKAGES = (
     "accounts",
     "records",
     "billing",
+    "transparency",
+    "verification",
     "escrow",
     "portal",
     "notary_portal",

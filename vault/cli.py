@@ -30,14 +30,20 @@ from vault.age import (
     ArmorError,
     HeaderError,
     HeaderMacError,
+    HybridIdentity,
     Identity,
     NoIdentityMatchError,
     PayloadError,
+    PublicRecipient,
     Recipient,
     ScryptIdentity,
     ScryptRecipient,
-    X25519Recipient,
+    X25519Identity,
+    check_post_quantum_not_mixed,
     parse_identity_file,
+)
+from vault.age import (
+    parse_recipient as parse_age_recipient,
 )
 from vault.age.errors import KeyFormatError
 
@@ -66,13 +72,13 @@ class VaultCliError(CommandError):
 # Recipients, identities and passphrases
 
 
-def parse_recipient(text: str, *, where: str) -> X25519Recipient:
-    """Parse one ``age1...`` recipient; ``where`` names its origin in the error."""
+def parse_recipient(text: str, *, where: str) -> PublicRecipient:
+    """Parse one ``age1...`` or ``age1pq1...`` recipient; ``where`` names its origin."""
     text = text.strip()
     if text.startswith(("ssh-", "ecdsa-")):
         raise VaultCliError(f"{where}: SSH keys are not supported, only age1... recipients")
     try:
-        return X25519Recipient.from_string(text)
+        return parse_age_recipient(text)
     except KeyFormatError as error:
         raise VaultCliError(f"{where}: {error}") from None
 
@@ -95,7 +101,23 @@ def load_recipients(
         loaded.extend(_read_recipients_file(path))
     if not loaded:
         raise VaultCliError("no recipients: give -r RECIPIENT, -R FILE or -p/--passphrase")
+    try:
+        check_post_quantum_not_mixed(loaded)
+    except ValueError as error:
+        raise VaultCliError(str(error)) from None
     return loaded
+
+
+def keygen(*, post_quantum: bool, now: str) -> tuple[str, str]:
+    """A new identity file as ``age-keygen`` (``-pq``) writes it, and its public key.
+
+    ``now`` is the creation time written in the file's comment (RFC 3339)."""
+    identity: HybridIdentity | X25519Identity = (
+        HybridIdentity.generate() if post_quantum else X25519Identity.generate()
+    )
+    public = identity.recipient().to_string()
+    text = f"# created: {now}\n# public key: {public}\n{identity.to_string()}\n"
+    return text, public
 
 
 def _read_recipients_file(path: str) -> list[Recipient]:
@@ -128,7 +150,10 @@ def _read_identity_file(path: str) -> list[Identity]:
     if start.startswith(("age-encryption.org/", "-----BEGIN AGE ENCRYPTED FILE")):
         raise VaultCliError(f"{path}: passphrase-protected identity files are not supported")
     if start.startswith("-----BEGIN"):
-        raise VaultCliError(f"{path}: SSH keys are not supported, only AGE-SECRET-KEY-1... keys")
+        raise VaultCliError(
+            f"{path}: SSH keys are not supported, only AGE-SECRET-KEY-1... "
+            "or AGE-SECRET-KEY-PQ-1... keys"
+        )
     try:
         return list(parse_identity_file(text))
     except KeyFormatError as error:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from vault.age import AgeError, X25519Identity, parse_identity_file
+from vault.age import AgeError, SecretIdentity, X25519Identity, parse_identity_file
 from vault.manifest import (
     ManifestError,
     generate_signing_key,
@@ -53,7 +53,7 @@ def write_key_once(path: Path, make: Callable[[], bytes]) -> None:
 
 
 @functools.cache
-def evidence_identity() -> X25519Identity:
+def evidence_identity() -> SecretIdentity:
     """The system's age identity for claim evidence (ESCROW_EVIDENCE_IDENTITY), or one
     generated once under var/ for local use."""
     configured = settings.ESCROW_EVIDENCE_IDENTITY

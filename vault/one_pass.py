@@ -7,7 +7,8 @@ file writes release the GIL, so the stages share the cores)::
     body ─ read ─┬─ hash the archive, inspect: tar members, hash each ─────────────┐
                  │  (a compressed tar: hash ‖ inflate ─ inspect)                   │
                  ├─ encrypt (age), hash the ciphertext ─ the site's writer thread ─┼─ commit
-                 └─ (zip only) hash the archive, spool it to the intake ───────────┘
+                 ├─ (zip only) hash the archive, spool it to the intake ───────────┘
+                 └─ (with ``copy``, tar only) write the plaintext to the intake copy
 
 Nothing becomes visible before the end: the ciphertext goes to the site's
 *pending* object (a hidden temporary file, or an S3 multipart upload), committed
@@ -20,6 +21,13 @@ it streams: its plaintext is also spooled to ``spool`` (a file in the intake
 folder) and inspected from there once the body has arrived. Tar, plain or
 compressed with gzip, xz or bzip2, is inspected as it streams.
 
+With ``copy`` (build verification, issue 16), the plaintext archive is also kept
+in the intake folder once accepted: a tar is written there by one more stage, a
+zip's spool is renamed to it. It is the only plaintext that outlives the pass, under
+a lease of its own (verification.services); any ending but acceptance removes it,
+and a copy that cannot be written (a full disk) never fails the deposit: it is left
+out, and ``Sealed.copy_problem`` says why.
+
 Memory is bounded by the queues: at most ``DEPTH`` pieces of ``PIECE`` bytes wait
 before each stage, whatever the archive's size.
 """
@@ -27,6 +35,7 @@ before each stage, whatever the archive's size.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import time
@@ -95,6 +104,10 @@ class Sealed:
     #: which hash and write the ciphertext`` (part of ``encrypt``), ``finish inspection``,
     #: ``commit`` and ``wall``.
     timings: dict[str, float] = field(default_factory=dict)
+    #: The plaintext intake copy kept for build verification, if one was asked for and
+    #: written; else ``copy_problem`` says why not (empty when none was asked for).
+    copy: Path | None = None
+    copy_problem: str = ""
 
 
 class _Stage(threading.Thread):
@@ -199,6 +212,7 @@ def seal_in_one_pass(
     spool: Path,
     tick: Callable[[], None] = lambda: None,
     before_commit: Callable[[ArchiveReport], object] = lambda report: None,
+    copy: Path | None = None,
 ) -> Sealed:
     """Read ``body`` once: hash, inspect, encrypt for ``recipients`` and write the age
     file into ``pending``, then commit it if everything held. ``tick`` is called for
@@ -210,9 +224,13 @@ def seal_in_one_pass(
     ``BodyMismatch``, ``ArchiveRejected``, or what the site or the body raised
     (``SiteError``, ``OSError``...). A rejection is only reported for a body whose
     hash matched: a damaged upload is a ``BodyMismatch``, never a judgement on the
-    archive."""
+    archive. With ``copy``, the accepted plaintext is also left at that path (0600);
+    every other ending removes it."""
     started = time.perf_counter()
     received = 0
+    kept = False
+    copy_problem = ""
+    copier: _Stage | None = None
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
     try:
@@ -258,7 +276,10 @@ def seal_in_one_pass(
                 first = _Stage("decompress", lambda pieces: _decompress(pieces, compression, last))
                 first.downstream.append(last)
                 hashing = _Stage("hash archive", lambda pieces: _hash(pieces, digest))
-            stages = list({id(stage): stage for stage in (hashing, first, last, encrypt)}.values())
+            if copy is not None and archive_format != "zip":
+                copier = _Stage("copy", lambda pieces: _spool(pieces, copy))
+            writers = [encrypt] if copier is None else [encrypt, copier]
+            stages = list({id(stage): stage for stage in (hashing, first, last, *writers)}.values())
             for stage in stages:
                 stage.start()
             reading = time.perf_counter()
@@ -280,6 +301,8 @@ def seal_in_one_pass(
                         if first is not hashing:
                             first.feed(piece)
                         encrypt.feed(piece)
+                        if copier is not None and copier.error is None:
+                            copier.feed(piece)
                     tick()
                     now = time.perf_counter()
                     piece = b"" if ended else body.read(PIECE)
@@ -289,7 +312,7 @@ def seal_in_one_pass(
                 timings["reader waits for stages"] = _reader_waited.value
                 timings["read whole body"] = time.perf_counter() - reading
                 cpu["read"] = time.thread_time() - reading_cpu
-                for stage in {id(stage): stage for stage in (hashing, first, encrypt)}.values():
+                for stage in {id(stage): stage for stage in (hashing, first, *writers)}.values():
                     stage.feed(_END)
                 for stage in stages:
                     stage.join()
@@ -312,8 +335,12 @@ def seal_in_one_pass(
             ciphertext_sha256 = ciphertext.digest.hexdigest()
             stored = pending.commit(sha256=ciphertext_sha256, size=ciphertext.size)
             timings["commit"] = time.perf_counter() - committing
+            copy_problem = _keep_copy(copy, copier, archive_format, spool)
+            kept = copy is not None and not copy_problem
     finally:
         spool.unlink(missing_ok=True)
+        if copy is not None and not kept:
+            copy.unlink(missing_ok=True)
     timings["wall"] = time.perf_counter() - started
     return Sealed(
         report=report,
@@ -322,7 +349,25 @@ def seal_in_one_pass(
         ciphertext_size=ciphertext.size,
         timings=timings,
         cpu=cpu,
+        copy=copy if kept else None,
+        copy_problem=copy_problem,
     )
+
+
+def _keep_copy(copy: Path | None, copier: _Stage | None, archive_format: str, spool: Path) -> str:
+    """Leave the accepted plaintext at ``copy``: a zip's spool is renamed there, a tar's
+    copy was written by its own stage. Returns why it could not be kept, or ``""``."""
+    if copy is None:
+        return ""
+    error: BaseException | None = copier.error if copier is not None else None
+    if archive_format == "zip":
+        try:
+            spool.rename(copy)
+        except OSError as renaming:
+            error = renaming
+    if error is None:
+        return ""
+    return f"the intake copy could not be written: {getattr(error, 'strerror', None) or error}"
 
 
 def _read_head(body: BinaryIO) -> tuple[bytes, bool]:
@@ -365,8 +410,9 @@ def _decompress(pieces: Iterator[bytes], compression: Compression, inspect: _Sta
 
 
 def _spool(pieces: Iterator[bytes], spool: Path) -> None:
-    """Keep a zip's plaintext in the intake folder, to inspect it from its directory."""
-    with spool.open("xb") as file:
+    """Keep plaintext in the intake folder, readable by this user only: a zip's, to
+    inspect it from its directory, or the intake copy kept for build verification."""
+    with open(os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
         for piece in pieces:
             file.write(piece)
 

@@ -6,6 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from escrow.models import Deposit
+from verification.selectors import verification_for
 
 
 class ReplicaSerializer(serializers.Serializer):
@@ -23,6 +24,28 @@ class AcknowledgementSerializer(serializers.Serializer):
     receipt_signature = serializers.CharField(source="signature")
 
 
+class ArtefactSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class VerificationSerializer(serializers.Serializer):
+    """The deposit's build verification (docs/verification.md): rebuilt in a sandbox
+    without network on the machine that received it, after it was stored."""
+
+    state = serializers.CharField(
+        help_text="pending, running, passed, failed, timed_out, no_recipe, busy, interrupted"
+    )
+    outcome = serializers.CharField(source="badge_label", help_text="The state in words.")
+    problem = serializers.CharField(help_text="Why it was not verified, or what stopped it.")
+    exit_code = serializers.IntegerField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    artefacts = ArtefactSerializer(many=True)
+    log_tail = serializers.CharField(help_text="The last lines of the build log.")
+
+
 class DepositSerializer(serializers.ModelSerializer):
     """What a pipeline may know of its deposits: state, sizes, hashes, where copies are."""
 
@@ -30,6 +53,7 @@ class DepositSerializer(serializers.ModelSerializer):
     status_url = serializers.SerializerMethodField()
     replicas = serializers.SerializerMethodField()
     acknowledgement = serializers.SerializerMethodField()
+    verification = serializers.SerializerMethodField()
 
     class Meta:
         model = Deposit
@@ -49,6 +73,7 @@ class DepositSerializer(serializers.ModelSerializer):
             "pipeline",
             "replicas",
             "acknowledgement",
+            "verification",
             "created_at",
             "updated_at",
         ]
@@ -67,3 +92,7 @@ class DepositSerializer(serializers.ModelSerializer):
         if acknowledgement is None:
             return None
         return AcknowledgementSerializer(acknowledgement).data
+
+    def get_verification(self, deposit: Deposit) -> dict[str, Any] | None:
+        record = verification_for(deposit.pk)
+        return None if record is None else VerificationSerializer(record).data

@@ -52,11 +52,11 @@ class BackupError(Exception):
     """A backup, restore or drill could not be done; the message says why."""
 
 
-def _backup_recipients() -> list[age.X25519Recipient]:
+def _backup_recipients() -> list[age.PublicRecipient]:
     """From ESCROW_BACKUP_RECIPIENTS, or a local key generated once under var/."""
     if settings.ESCROW_BACKUP_RECIPIENTS:
         try:
-            return [age.X25519Recipient.from_string(r) for r in settings.ESCROW_BACKUP_RECIPIENTS]
+            return [age.parse_recipient(r) for r in settings.ESCROW_BACKUP_RECIPIENTS]
         except age.AgeError as error:
             raise BackupError(f"ESCROW_BACKUP_RECIPIENTS: {error}") from error
     path = settings.ESCROW_BACKUP_IDENTITY_PATH
@@ -300,7 +300,7 @@ class Restored:
 
 
 @contextmanager
-def _opened(backup: Backup, identities: list[age.X25519Identity]) -> Iterator[Restored]:
+def _opened(backup: Backup, identities: list[age.SecretIdentity]) -> Iterator[Restored]:
     """Fetch, check and decrypt a backup into a temporary folder."""
     if backup.state != Backup.State.OK or backup.pruned_at is not None:
         raise BackupError(
@@ -390,7 +390,7 @@ def _pg_is_empty(target: dict[str, Any]) -> bool:
 
 
 def backup_restore(
-    *, backup: Backup, identities: list[age.X25519Identity], target: dict[str, Any]
+    *, backup: Backup, identities: list[age.SecretIdentity], target: dict[str, Any]
 ) -> dict[str, Any]:
     """Restore a backup into an empty database (``target``: ENGINE/NAME/... like a
     Django DATABASES entry). Refuses a non-empty target; the live data is untouched."""
@@ -426,7 +426,7 @@ def backup_restore(
         return restored.meta
 
 
-def backup_identities(identity_file: Path | None = None) -> list[age.X25519Identity]:
+def backup_identities(identity_file: Path | None = None) -> list[age.SecretIdentity]:
     """The key that opens backups: a file given by the operator, or the local one."""
     path = identity_file or settings.ESCROW_BACKUP_IDENTITY_PATH
     try:

@@ -10,6 +10,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from accounts import roles
 from accounts.models.organisations import Organisation
 from accounts.models.products import Product
+from escrow.validators import AGE_RECIPIENT_MAX_LENGTH
 
 
 class ReleaseCondition(models.TextChoices):
@@ -252,7 +253,9 @@ class ClaimRelease(models.Model):
         help_text="Where the payload starts in the sealed file."
     )
     released_size = models.BigIntegerField(help_text="Header plus payload, in bytes.")
-    recipient = models.CharField(max_length=100, help_text="The age recipient released to.")
+    recipient = models.CharField(
+        max_length=AGE_RECIPIENT_MAX_LENGTH, help_text="The age recipient released to."
+    )
     letter_key = models.CharField(max_length=512, blank=True)
     released_at = models.DateTimeField()
 

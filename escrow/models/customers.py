@@ -9,7 +9,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from accounts import roles
 from accounts.models.organisations import Organisation
-from escrow.validators import validate_age_recipient
+from escrow.validators import AGE_RECIPIENT_MAX_LENGTH, validate_age_recipient
 from records.models.files import StoredFile
 
 
@@ -27,7 +27,9 @@ class ReleaseKey(models.Model):
         Organisation, on_delete=models.PROTECT, related_name="release_key"
     )
     method = models.CharField(max_length=20, choices=Method.choices)
-    recipient = models.CharField(max_length=100, blank=True, validators=[validate_age_recipient])
+    recipient = models.CharField(
+        max_length=AGE_RECIPIENT_MAX_LENGTH, blank=True, validators=[validate_age_recipient]
+    )
     encrypted_identity = models.TextField(
         blank=True,
         help_text="Passphrase method: the identity, age-encrypted under the customer's passphrase.",

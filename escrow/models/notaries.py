@@ -8,7 +8,7 @@ from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from accounts import roles
-from escrow.validators import validate_age_recipient
+from escrow.validators import AGE_RECIPIENT_MAX_LENGTH, validate_age_recipient
 
 
 class NotaryRecipient(models.Model):
@@ -37,10 +37,10 @@ class NotaryRecipient(models.Model):
         max_length=100, help_text="Where the identity is kept, e.g. 'office safe'."
     )
     public_key = models.CharField(
-        max_length=100,
+        max_length=AGE_RECIPIENT_MAX_LENGTH,
         unique=True,
         validators=[validate_age_recipient],
-        help_text="The age recipient, starting with age1.",
+        help_text="The age recipient: age1... (X25519) or age1pq1... (hybrid post-quantum).",
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -85,7 +85,9 @@ class SealRecipientChange(ConcurrentTransitionMixin, models.Model):
 
     kind = models.CharField(max_length=30, choices=Kind.choices)
     public_key = models.CharField(
-        max_length=100, validators=[validate_age_recipient], help_text="The age1... recipient."
+        max_length=AGE_RECIPIENT_MAX_LENGTH,
+        validators=[validate_age_recipient],
+        help_text="The age1... or age1pq1... recipient.",
     )
     label = models.CharField(max_length=100, help_text="Where the identity is kept.")
     notary = models.ForeignKey(
@@ -173,7 +175,9 @@ class NotaryStoredIdentity(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stored_identity"
     )
     encrypted_identity = models.TextField(help_text="ASCII-armored age file (scrypt).")
-    public_key = models.CharField(max_length=100, validators=[validate_age_recipient])
+    public_key = models.CharField(
+        max_length=AGE_RECIPIENT_MAX_LENGTH, validators=[validate_age_recipient]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

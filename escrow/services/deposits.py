@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import mail_admins
 from django.db import transaction
 from django.db.models import Q
@@ -29,8 +30,17 @@ from records.queue import enqueue
 from records.services.audit import audit_record
 from records.services.notifications import notification_queue
 from records.services.transitions import TransitionRefused, apply_transition
+from transparency.services import (
+    checkpoint_at,
+    checkpoint_latest,
+    inclusion_proof_for,
+    log_append,
+    witness_cosign,
+    witness_key_active,
+)
+from vault import sshsig
 from vault.keys import system_signing_key
-from vault.manifest import sign_manifest
+from vault.manifest import canonical_json, sign_manifest
 
 #: The problem prefix of a deposit whose sealed file read back wrong from the primary site:
 #: its bytes are lost, so only the pipeline's upload of the same archive can redo it.
@@ -176,21 +186,27 @@ def deposit_seal(
     attempt: str = "",
 ) -> Deposit:
     """The archive was encrypted for the notaries (system only). ``attempt`` names the
-    sealing attempt whose sealed file and manifest are already in the primary site."""
-    return apply_transition(
-        deposit,
-        "seal",
-        actor=None,
-        ciphertext_sha256=ciphertext_sha256,
-        ciphertext_size=ciphertext_size,
-        sealed_for=sealed_for,
-        attempt=attempt,
-        details={
-            "ciphertext_sha256": ciphertext_sha256,
-            "recipients": sealed_for,
-            "attempt": attempt,
-        },
-    )
+    sealing attempt whose sealed file and manifest are already in the primary site.
+
+    The manifest hash joins the transparency log in the same transaction: a deposit is
+    never sealed without its leaf, and no leaf exists for a sealing that rolled back."""
+    with transaction.atomic():
+        apply_transition(
+            deposit,
+            "seal",
+            actor=None,
+            ciphertext_sha256=ciphertext_sha256,
+            ciphertext_size=ciphertext_size,
+            sealed_for=sealed_for,
+            attempt=attempt,
+            details={
+                "ciphertext_sha256": ciphertext_sha256,
+                "recipients": sealed_for,
+                "attempt": attempt,
+            },
+        )
+        log_append(deposit_id=deposit.pk, manifest_sha256=deposit.manifest_sha256)
+    return deposit
 
 
 def deposit_store(*, deposit: Deposit) -> Deposit:
@@ -203,11 +219,38 @@ def deposit_replicate(*, deposit: Deposit) -> Deposit:
     return apply_transition(deposit, "replicate", actor=None)
 
 
-def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
+def deposit_acknowledge(
+    *,
+    deposit: Deposit,
+    notary: User,
+    witness_signature: str | None = None,
+    checkpoint_size: int | None = None,
+) -> Deposit:
     """The notary confirms it holds the deposit: a receipt over the manifest hash,
-    signed with the system key, is recorded with the transition."""
+    signed with the system key, is recorded with the transition.
+
+    The receipt carries the deposit's inclusion proof against a signed checkpoint of the
+    transparency log (``checkpoint_size``, the one the notary was shown; default the
+    latest) and, as a witness, the notary's own SSHSIG over that checkpoint, checked
+    against its witness key before anything is recorded. A notary with a witness key
+    must co-sign; one without (callers other than the portal, which refuses them, and
+    logs that are still empty) acknowledges without, and the receipt says so
+    (docs/security.md, "The transparency log and its witnesses")."""
     now = timezone.now()
-    receipt = {
+    if checkpoint_size is not None:
+        checkpoint = checkpoint_at(checkpoint_size)
+        if checkpoint is None:
+            raise ValidationError(f"The log has no checkpoint of {checkpoint_size} deposits.")
+    else:
+        checkpoint = checkpoint_latest()
+    proof = inclusion_proof_for(deposit.pk, checkpoint=checkpoint) if checkpoint else None
+    witness_key = witness_key_active(notary)
+    if witness_key is not None and checkpoint is not None and not witness_signature:
+        raise ValidationError(
+            f"Co-sign checkpoint {checkpoint.size} of the log with your witness key "
+            f"{witness_key.fingerprint} to acknowledge."
+        )
+    receipt: dict[str, Any] = {
         "kind": "escrow-deposit-acknowledgement/v1",
         "deposit": deposit.pk,
         "product": deposit.product.slug,
@@ -217,7 +260,18 @@ def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
         "notary": notary.email,
         "acknowledged_at": now.isoformat(timespec="seconds"),
     }
+    if checkpoint is not None:
+        receipt["log_inclusion"] = proof.as_dict() if proof is not None else None
     with transaction.atomic():
+        if checkpoint is not None and witness_signature:
+            cosigned = witness_cosign(
+                notary=notary, checkpoint=checkpoint, signature=witness_signature
+            )
+            receipt["witness"] = {
+                "checkpoint": cosigned.checkpoint,
+                "public_key": cosigned.public_key,
+                "signature": cosigned.signature,
+            }
         apply_transition(deposit, "acknowledge", actor=notary, details=receipt)
         DepositAcknowledgement.objects.create(
             deposit=deposit,
@@ -241,6 +295,14 @@ def deposit_acknowledge(*, deposit: Deposit, notary: User) -> Deposit:
                 ),
             )
     return deposit
+
+
+def receipt_sshsig(receipt: Mapping[str, Any]) -> str:
+    """The receipt's SSHSIG (receipt namespace) beside its raw Ed25519 signature: over
+    the same canonical JSON bytes, so ``ssh-keygen -Y verify -n escrow-receipt@<domain>``
+    checks a saved receipt. Ed25519 is deterministic, so this gives the same signature
+    every time for the same key and is computed on demand rather than stored."""
+    return sshsig.sign(canonical_json(receipt), system_signing_key(), sshsig.namespace("receipt"))
 
 
 def deposit_reject(*, deposit: Deposit, problem: str) -> Deposit:

@@ -8,7 +8,12 @@ intake folder (ESCROW_INTAKE_DIR) holds only an empty ``deposit-<id>.<lease>.lea
 marker, whose modification time is the lease's expiry, and for a zip, which
 cannot be inspected before its end, the spooled plaintext
 ``deposit-<id>.<lease>.plain``; both are removed when the request ends, also on
-failure, and the sweeper removes any whose lease expired (a killed process). The
+failure, and the sweeper removes any whose lease expired (a killed process). With
+build verification on, the accepted plaintext is also kept as
+``deposit-<id>.<lease>.verify``, the one file that outlives the request: once the
+deposit is stored it is handed to its ``BuildVerification``'s own lease and queued
+for the build on this machine (escrow.services.build_verification); a deposit
+refused or failed removes it with the others. The
 deposit is ``sealed`` only once the sealed file and manifest are in the primary
 site: from then on any process on any machine can store it (record its copies,
 ``stored``) and replicate it.
@@ -73,6 +78,8 @@ from vault.manifest import (
 from vault.one_pass import BodyMismatch, BodyTooLarge, Sealed, seal_in_one_pass
 from vault.site_clients import all_sites
 from vault.sites import SiteError, StorageSiteClient
+from verification.models import BuildVerification, VerificationState
+from verification.services import verification_open
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -297,6 +304,33 @@ def deposit_receive(
         if step == "queued":
             return Received(deposit, outcome)
 
+    copy = _intake_file(deposit, owner, "verify") if settings.ESCROW_VERIFY_ENABLED else None
+    try:
+        _carry_on(deposit, step, owner, body, content_length, recipients, copy)
+    finally:
+        # The intake copy stays only with the verification that holds it.
+        if copy is not None and copy.exists() and not _copy_held(deposit, owner):
+            copy.unlink(missing_ok=True)
+    return Received(deposit, outcome)
+
+
+def _copy_held(deposit: Deposit, owner: str) -> bool:
+    return BuildVerification.objects.filter(
+        deposit_id=deposit.pk, state=VerificationState.PENDING, lease_owner=owner
+    ).exists()
+
+
+def _carry_on(
+    deposit: Deposit,
+    step: str,
+    owner: str,
+    body: BinaryIO,
+    content_length: int | None,
+    recipients: list[age.PublicRecipient],
+    copy: Path | None,
+) -> None:
+    """Receive, check and seal the body (``step == "body"``), then store what is sealed."""
+    copy_problem = ""
     if step == "body":
         if content_length is not None and content_length > settings.ESCROW_MAX_ARCHIVE_BYTES:
             deposit_reject(
@@ -306,29 +340,42 @@ def deposit_receive(
                     f"{settings.ESCROW_MAX_ARCHIVE_BYTES} bytes."
                 ),
             )
-            return Received(deposit, outcome)
+            return
         try:
-            _check_and_seal(deposit, body, recipients, _Lease(deposit, owner))
+            copy_problem = _check_and_seal(deposit, body, recipients, _Lease(deposit, owner), copy)
         except LeaseLost:
             logger.warning("deposit #%s was taken over while this upload worked on it", deposit.pk)
             deposit.refresh_from_db()
-            return Received(deposit, outcome)
+            return
     if deposit.state == DepositState.SEALED:
-        deposit_store_sealed(deposit=deposit, lease_owner=owner, just_written=step == "body")
-    return Received(deposit, outcome)
+        written = step == "body"
+        deposit_store_sealed(
+            deposit=deposit,
+            lease_owner=owner,
+            just_written=written,
+            verify_copy=copy if written else None,
+            copy_problem=copy_problem,
+        )
 
 
 def _check_and_seal(
-    deposit: Deposit, body: BinaryIO, recipients: list[age.X25519Recipient], lease: _Lease
-) -> None:
+    deposit: Deposit,
+    body: BinaryIO,
+    recipients: list[age.PublicRecipient],
+    lease: _Lease,
+    copy: Path | None = None,
+) -> str:
     """Receive, check and seal in one pass under ``lease`` (vault.one_pass): the body
     is read once, and its ciphertext goes straight into a pending object in the primary
     site, committed only if the archive was accepted. The intake folder holds only the
-    lease marker, and for a zip the spooled plaintext; neither outlives this call."""
+    lease marker, and for a zip the spooled plaintext; neither outlives this call. With
+    ``copy``, the accepted plaintext is kept there for build verification unless the
+    deposit did not reach ``sealed``; returns why no copy was kept, or ``""``."""
     spool = _intake_file(deposit, lease.owner, "plain")
     marker = _intake_file(deposit, lease.owner, "lease")
     attempt = lease_token(lease.owner)
     described: dict[str, Any] = {}
+    copy_problem = ""
 
     def describe(report: ArchiveReport) -> None:
         described["manifest"] = build_manifest(
@@ -355,7 +402,9 @@ def _check_and_seal(
             spool=spool,
             tick=lease.keep,
             before_commit=describe,
+            copy=copy,
         )
+        copy_problem = sealed.copy_problem
         logger.info(
             "one-pass timings %s",
             json.dumps(
@@ -416,13 +465,16 @@ def _check_and_seal(
     finally:
         spool.unlink(missing_ok=True)
         marker.unlink(missing_ok=True)
+        if copy is not None and deposit.state != DepositState.SEALED:
+            copy.unlink(missing_ok=True)
+    return copy_problem
 
 
 def _record_sealed(
     deposit: Deposit,
     sealed: Sealed,
     manifest: dict[str, Any],
-    recipients: list[age.X25519Recipient],
+    recipients: list[age.PublicRecipient],
     lease: _Lease,
     attempt: str,
 ) -> None:
@@ -497,7 +549,12 @@ def _copy_in(
 
 
 def deposit_store_sealed(
-    *, deposit: Deposit, lease_owner: str = "", just_written: bool = False
+    *,
+    deposit: Deposit,
+    lease_owner: str = "",
+    just_written: bool = False,
+    verify_copy: Path | None = None,
+    copy_problem: str = "",
 ) -> Deposit:
     """Store a sealed deposit, on any machine: check the sealed file and manifest that
     sealing put in the primary site, put the signature, record the three copies and
@@ -505,7 +562,12 @@ def deposit_store_sealed(
     ``just_written`` it (see ``_copy_in``). Runs under ``lease_owner``'s lease (a new one when
     empty, as from the task); a deposit another live process works on is left alone,
     so a redelivered task is harmless. A site that fails leaves the deposit ``failed``
-    with the reason, and staff are told; a retry stores it from the site."""
+    with the reason, and staff are told; a retry stores it from the site.
+
+    Once stored, its build verification is recorded in the same transaction (with
+    ``ESCROW_VERIFY_ENABLED``): from ``verify_copy``, the intake copy the receiving
+    process kept, queued for after the answer on this machine; without one (stored
+    by another process) ``interrupted``, ``copy_problem`` saying why if known."""
     owner = lease_owner or lease_owner_new()
     if not deposit_lease_take(deposit=deposit, owner=owner):
         return deposit
@@ -570,7 +632,26 @@ def deposit_store_sealed(
         enqueue_on_commit(
             "escrow.deposit_replicate_copies", after_answer=True, deposit_id=deposit.pk
         )
+        if settings.ESCROW_VERIFY_ENABLED:
+            _verification_open(deposit, owner, verify_copy, copy_problem)
     return deposit
+
+
+def _verification_open(deposit: Deposit, owner: str, copy: Path | None, copy_problem: str) -> None:
+    """Record the stored deposit's build verification and queue its build, after the
+    answer, on this machine's verification queue (verification.routing)."""
+    has_copy = copy is not None and copy.is_file()
+    record, queue_it = verification_open(
+        deposit_id=deposit.pk,
+        product_id=deposit.product_id,
+        lease_owner=owner,
+        has_copy=has_copy,
+        problem=copy_problem,
+    )
+    if queue_it:
+        enqueue_on_commit(
+            "escrow.deposit_build_verify", after_answer=True, verification_id=record.pk
+        )
 
 
 def _put(

@@ -7,11 +7,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q
 
 from escrow.models import NotaryRecipient
-from vault.age import AgeError, X25519Recipient
+from vault.age import AgeError, PublicRecipient, allow_mixed_post_quantum, parse_recipient
 from vault.keys import NoNotaryRecipient, evidence_identity
 
 
-def seal_recipients() -> list[X25519Recipient]:
+def seal_recipients() -> list[PublicRecipient]:
     """Every active key of an active notary, and the active break-glass key.
 
     Nothing else: no setting and no admin form adds a recipient. A key only
@@ -28,11 +28,16 @@ def seal_recipients() -> list[X25519Recipient]:
             "and approved by a notary."
         )
     try:
-        return [X25519Recipient.from_string(key) for _, key in rows]
+        recipients = [parse_recipient(key) for _, key in rows]
     except AgeError as error:
         raise ImproperlyConfigured(f"A seal recipient is not an age recipient: {error}") from error
+    # Notaries move from X25519 to hybrid post-quantum keys one approved change at
+    # a time, so the set may mix both kinds for a while: allowed here, knowingly
+    # (vault.age.allow_mixed_post_quantum); the notary portal and the seal admin
+    # say that deposits are post-quantum protected only once every key is hybrid.
+    return allow_mixed_post_quantum(recipients)
 
 
-def evidence_recipients() -> list[X25519Recipient]:
+def evidence_recipients() -> list[PublicRecipient]:
     """Evidence is sealed to the notaries and to the system's evidence key."""
-    return [*seal_recipients(), evidence_identity().recipient()]
+    return allow_mixed_post_quantum([*seal_recipients(), evidence_identity().recipient()])

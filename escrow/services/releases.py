@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
+from escrow.certificates import signature_context
 from escrow.models import (
     ClaimRelease,
     ClaimState,
@@ -45,6 +46,7 @@ from records.services.transitions import TransitionRefused
 from vault import age
 from vault.site_clients import all_sites
 from vault.sites import SiteError
+from verification.selectors import verification_for
 
 
 class ApprovalRefused(Exception):
@@ -60,13 +62,14 @@ def deposit_to_release(claim: ReleaseClaim) -> Deposit | None:
     )
 
 
-def parse_identities(text: str) -> list[age.X25519Identity]:
+def parse_identities(text: str) -> list[age.SecretIdentity]:
     """Identities from pasted or uploaded text; the error never repeats the text."""
     try:
         identities = age.parse_identity_file(text)
     except age.AgeError:
         raise ApprovalRefused(
-            "That is not an age identity file (AGE-SECRET-KEY-1... lines)."
+            "That is not an age identity file (AGE-SECRET-KEY-1... or AGE-SECRET-KEY-PQ-1... "
+            "lines)."
         ) from None
     if not identities:
         raise ApprovalRefused("The identity file holds no key.")
@@ -104,7 +107,7 @@ def notary_identity_store(*, notary: User, identity_text: str, passphrase: str) 
         )
 
 
-def notary_identity_unlock(*, notary: User, passphrase: str) -> list[age.X25519Identity]:
+def notary_identity_unlock(*, notary: User, passphrase: str) -> list[age.SecretIdentity]:
     stored = NotaryStoredIdentity.objects.filter(notary=notary).first()
     if stored is None:
         raise ApprovalRefused("You have no stored identity; upload or paste it instead.")
@@ -129,11 +132,11 @@ def _release_recipient(claim: ReleaseClaim) -> tuple[Any, str]:
             f"{claim.claimant.name} has not registered a release key yet; ask it to do so "
             "in its portal (Release key) before approving."
         )
-    return age.X25519Recipient.from_string(key.recipient), key.recipient
+    return age.parse_recipient(key.recipient), key.recipient
 
 
 def release_approve(
-    *, claim: ReleaseClaim, notary: User, reasons: str, identities: list[age.X25519Identity]
+    *, claim: ReleaseClaim, notary: User, reasons: str, identities: list[age.SecretIdentity]
 ) -> ClaimRelease:
     """Approve the claim and release the most recent acknowledged deposit to the claimant.
 
@@ -248,6 +251,10 @@ def release_letter_render(*, release: ClaimRelease) -> StoredFile:
             "deposit": deposit,
             "manifest": deposit.manifest,
             "completeness": deposit.manifest.get("completeness", {}),
+            # Whether the released deposit passed build verification, and when.
+            "verification": verification_for(deposit.pk),
+            # manifest.json.sig, allowed_signers, the ssh-keygen command, the log proof.
+            **signature_context(deposit=deposit),
         },
     )
     stored = stored_file_put(

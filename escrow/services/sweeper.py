@@ -17,9 +17,13 @@ lease and applies the recovery rule of the state (docs/architecture.md,
 - ``stored``: replication is queued again.
 
 It also removes every intake file whose lease is not live: plaintext and
-partial ciphertext of a process that died. At start-up, where no query may be
-made (AppConfig.ready), every process removes the intake files whose lease has
-expired by the marker the receiving process keeps beside them
+partial ciphertext of a process that died. Build verification's intake copies
+(``deposit-<id>.<lease>.verify``, and the ``.scratch`` folder a build unpacks it
+into) live under the verification's own lease: once it expires, the verification
+is recorded ``interrupted`` ("not verified (interrupted)") and both are removed.
+At start-up, where no query may be made (AppConfig.ready), every process removes
+the intake files whose lease has expired by the marker the receiving process keeps
+beside them, or for a verification's copy by the copy's own modification time
 (``intake_orphans_remove``)."""
 
 from __future__ import annotations
@@ -45,9 +49,20 @@ from escrow.services.deposits import (
     lease_token,
 )
 from records.queue import enqueue_on_commit
+from vault.build_sandbox import remove_tree
+from verification.services import (
+    live_verification_tokens,
+    verification_copy_path,
+    verification_interrupt,
+    verifications_expired,
+)
 
 logger = logging.getLogger(__name__)
-INTAKE_FILE = re.compile(r"^deposit-(\d+)\.([0-9a-f]{1,32})\.(plain|age\.part|lease)$")
+INTAKE_FILE = re.compile(
+    r"^deposit-(\d+)\.([0-9a-f]{1,32})\.(plain|age\.part|lease|verify|scratch)$"
+)
+#: Build verification's: the intake copy and the folder the build unpacks it into.
+VERIFY_SUFFIXES = (".verify", ".scratch")
 
 
 @dataclass
@@ -58,6 +73,7 @@ class Sweep:
     failed: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
 
 
 def _expired(now: datetime) -> Q:
@@ -110,21 +126,60 @@ def _live_leases(ids: set[int], now: datetime) -> dict[int, str]:
 
 
 def _sweep_intake(*, now: datetime, sweep: Sweep) -> None:
-    """Remove every intake file whose deposit's lease is not the live one it is named by."""
+    """Remove every intake file whose deposit's lease is not the live one it is named by;
+    a verification's copy and scratch folder may also be its verification's."""
     folder = settings.ESCROW_INTAKE_DIR
     if not folder.is_dir():
         return
     files = {}
     for path in folder.iterdir():
         match = INTAKE_FILE.match(path.name)
-        if match and path.is_file():
+        if match and (path.is_file() or path.name.endswith(".scratch")):
             files[path] = (int(match.group(1)), match.group(2))
-    live = _live_leases({deposit_id for deposit_id, _ in files.values()}, now)
+    ids = {deposit_id for deposit_id, _ in files.values()}
+    live = _live_leases(ids, now)
+    verifying = live_verification_tokens(ids, now=now)
     for path, (deposit_id, token) in sorted(files.items()):
         if live.get(deposit_id) == token:
             continue
-        path.unlink(missing_ok=True)
+        if path.name.endswith(VERIFY_SUFFIXES) and verifying.get(deposit_id) == token:
+            continue
+        _remove(path)
         sweep.removed.append(path.name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        remove_tree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _sweep_verifications(*, now: datetime, sweep: Sweep) -> None:
+    """Interrupt every open build verification whose lease expired (its process died or
+    its task was lost) and remove its intake copy and scratch folder: a crash never
+    leaves source on disk, and the record says "not verified (interrupted)"."""
+    for verification in verifications_expired(now=now):
+        previous = verification.lease_owner or "nobody"
+        try:
+            verification_interrupt(
+                verification=verification,
+                problem=(
+                    f"not verified (interrupted): the process verifying the build "
+                    f"({previous}) stopped renewing its lease; its copy of the source was "
+                    "removed. The next deposit is verified as usual."
+                ),
+                now=now,
+            )
+        except Exception:  # one record's failure must not stop the others
+            logger.exception("interrupting build verification #%s failed", verification.pk)
+            continue
+        copy = verification_copy_path(verification.deposit_id, verification.lease_token)
+        for path in (copy, copy.with_suffix(".scratch")):
+            if path.exists():
+                _remove(path)
+                sweep.removed.append(path.name)
+        sweep.interrupted.append(f"#{verification.pk} of deposit #{verification.deposit_id}")
 
 
 def intake_orphans_remove(*, older_than: float) -> list[str]:
@@ -139,15 +194,19 @@ def intake_orphans_remove(*, older_than: float) -> list[str]:
     groups: dict[tuple[str, str], list[Path]] = {}
     for path in folder.iterdir():
         match = INTAKE_FILE.match(path.name)
-        if match and path.is_file():
+        if match and (path.is_file() or path.name.endswith(".scratch")):
             groups.setdefault((match.group(1), match.group(2)), []).append(path)
     now = time.time()
     removed = []
     for paths in groups.values():
         try:
             markers = [path for path in paths if path.name.endswith(".lease")]
+            copies = [path for path in paths if path.name.endswith(".verify")]
             if markers:
                 expires = markers[0].stat().st_mtime
+            elif copies:
+                # A verification's intake copy carries its own lease's expiry.
+                expires = copies[0].stat().st_mtime
             else:
                 expires = max(path.stat().st_mtime for path in paths) + older_than
         except FileNotFoundError:  # its own process removed it meanwhile
@@ -155,7 +214,7 @@ def intake_orphans_remove(*, older_than: float) -> list[str]:
         if expires > now:
             continue
         for path in sorted(paths):
-            path.unlink(missing_ok=True)
+            _remove(path)
             removed.append(path.name)
     if removed:
         logger.warning("start-up removed orphaned intake files: %s", sorted(removed))
@@ -172,12 +231,14 @@ def deposits_sweep(*, now: datetime) -> Sweep:
             _recover(deposit, now=now, sweep=sweep)
         except Exception:  # one deposit's failure must not stop the others
             logger.exception("sweeping deposit #%s failed", deposit.pk)
+    _sweep_verifications(now=now, sweep=sweep)
     _sweep_intake(now=now, sweep=sweep)
-    if sweep.failed or sweep.resumed or sweep.removed:
+    if sweep.failed or sweep.resumed or sweep.removed or sweep.interrupted:
         logger.warning(
-            "deposit sweep: failed %s, resumed %s, removed %s",
+            "deposit sweep: failed %s, resumed %s, removed %s, verifications interrupted %s",
             sweep.failed,
             sweep.resumed,
             sweep.removed,
+            sweep.interrupted,
         )
     return sweep

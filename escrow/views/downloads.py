@@ -1,4 +1,8 @@
-"""Downloads through links that expire within the hour."""
+"""Downloads through links that expire within the hour.
+
+A certificate's and a release's link also give, with ``?part=kit``, the verification
+kit (escrow.certificates.verification_kit): a zip of the signed files and the
+``ssh-keygen`` commands that check them. The link is the same credential either way."""
 
 from __future__ import annotations
 
@@ -17,7 +21,13 @@ from django.http import (
 from django.views.decorators.http import require_GET
 
 from accounts.access import public
-from escrow.certificates import CERTIFIABLE_STATES, certificate_document_render, may_see_certificate
+from escrow.certificates import (
+    CERTIFIABLE_STATES,
+    ManifestUnavailable,
+    certificate_document_render,
+    may_see_certificate,
+    verification_kit,
+)
 from escrow.links import (
     certificate_from_link,
     certificate_link,
@@ -32,6 +42,17 @@ from records.links import stored_file_from_link
 from records.services.audit import audit_record
 from vault.site_clients import all_sites
 
+#: ``?part=`` values a certificate or release link answers besides its main file.
+KIT = "kit"
+ZIP = "application/zip"
+
+
+def _part(request: HttpRequest) -> str:
+    part = request.GET.get("part", "")
+    if part not in ("", KIT):
+        raise Http404("No such part of this download.")
+    return part
+
 
 @require_GET
 def certificate(request: HttpRequest, deposit_id: int) -> HttpResponse:
@@ -44,12 +65,14 @@ def certificate(request: HttpRequest, deposit_id: int) -> HttpResponse:
     deposit = Deposit.objects.filter(pk=deposit_id, state__in=CERTIFIABLE_STATES).first()
     if deposit is None or not may_see_certificate(user, deposit):
         raise Http404("No such certificate.")
-    return HttpResponseRedirect(certificate_link(deposit=deposit, user=user))
+    link = certificate_link(deposit=deposit, user=user)
+    # ``?part=kit`` here asks for the verification kit through the same link.
+    return HttpResponseRedirect(link + ("?part=kit" if _part(request) == KIT else ""))
 
 
 @public
 @require_GET
-def certificate_download(request: HttpRequest, token: str) -> HttpResponse:
+def certificate_download(request: HttpRequest, token: str) -> HttpResponseBase:
     """The link itself is the credential (like a presigned URL); it names the user it was
     made for, who must still be allowed to see the deposit when it is used."""
     found = certificate_from_link(token)
@@ -58,12 +81,29 @@ def certificate_download(request: HttpRequest, token: str) -> HttpResponse:
     deposit, user = found
     if deposit.state not in CERTIFIABLE_STATES or not _still_allowed(user, deposit):
         raise Http404("This link is no longer valid.")
+    name = f"deposit-{deposit.product.slug}-{deposit.version}"
+    if _part(request) == KIT:
+        audit_record(
+            action="deposit.certificate_download", actor=user, target=deposit, details={"part": KIT}
+        )
+        return _kit(deposit, certificate=True, name=f"{name}-signatures")
     audit_record(action="deposit.certificate_download", actor=user, target=deposit)
     response = HttpResponse(
         certificate_document_render(deposit=deposit), content_type="application/pdf"
     )
-    name = f"deposit-{deposit.product.slug}-{deposit.version}"
     return as_download(response, name=name, content_type="application/pdf")
+
+
+def _kit(deposit: Deposit, *, certificate: bool, name: str) -> HttpResponseBase:
+    try:
+        kit = verification_kit(deposit=deposit, certificate=certificate)
+    except ManifestUnavailable:
+        return HttpResponse(
+            "The signed manifest cannot be read from the storage sites right now; try again later.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    return as_download(FileResponse(kit, content_type=ZIP), name=name, content_type=ZIP)
 
 
 def _still_allowed(user: Any, deposit: Deposit) -> bool:
@@ -99,8 +139,16 @@ def release_download(request: HttpRequest, token: str) -> HttpResponseBase:
     if found is None:
         raise Http404("This link is not valid or has expired; ask for a new one in the portal.")
     release, user = found
-    audit_record(action="release.download", actor=user, target=release.claim)
     deposit = release.deposit
+    if _part(request) == KIT:
+        # The released deposit's manifest.json and manifest.json.sig, allowed_signers,
+        # the inclusion proof and the commands: what the release letter prints.
+        audit_record(
+            action="release.download", actor=user, target=release.claim, details={"part": KIT}
+        )
+        name = f"{deposit.product.slug}-{deposit.version}-signatures"
+        return _kit(deposit, certificate=False, name=name)
+    audit_record(action="release.download", actor=user, target=release.claim)
     response = StreamingHttpResponse(
         released_file_chunks(release), content_type="application/octet-stream"
     )

@@ -62,6 +62,7 @@ PAGES: dict[str, dict[str, tuple[str, ...]]] = {
             "/notary/seal-changes/",
             "/notary/colleagues/",
             "/notary/identity/",
+            "/notary/witness/",
             "/notary/notifications/",
         ),
     },
@@ -104,6 +105,7 @@ NOTARY_MENU = [
     "Seal changes",
     "Colleagues",
     "Stored identity",
+    "Witness key",
     "Safe export (ZIP)",
     "Notifications",
 ]

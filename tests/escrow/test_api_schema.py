@@ -78,12 +78,19 @@ def test_the_schema_describes_both_operations_with_the_deposit_token(db) -> None
         for path in schema["paths"].values()
         for operation in path.values()
     }
-    assert sorted(operations) == ["deposit_get", "deposit_put"]
+    assert sorted(operations) == [
+        "build_recipe_get",
+        "build_recipe_put",
+        "deposit_get",
+        "deposit_put",
+    ]
     for operation in operations.values():
         assert operation["security"] == [{"depositToken": []}]
         assert operation["tags"] == ["v1"]
     assert "X-Archive-SHA256" in {p["name"] for p in operations["deposit_put"]["parameters"]}
     assert set(operations["deposit_put"]["responses"]) >= {"200", "202", "409", "503", "507"}
+    assert "application/toml" in operations["build_recipe_put"]["requestBody"]["content"]
+    assert set(operations["build_recipe_put"]["responses"]) >= {"200", "400", "403"}
 
 
 def test_manage_spectacular_writes_the_schema_the_door_serves(db, tmp_path) -> None:

@@ -12,6 +12,7 @@ from records.models import AuditEntry
 from tests.conftest import signed_in_client
 from tests.deposits import deposit_through_pipeline
 from tests.factories import make_subscription
+from tests.transparency.witnessing import cosign_form
 
 
 def pdf_text(data: bytes) -> str:
@@ -87,7 +88,9 @@ def test_a_link_stops_working_when_its_user_loses_access(deposit, covered_subscr
 
 
 def test_the_certificate_shows_the_acknowledgement(deposit, notary, staff) -> None:
-    signed_in_client(notary).post(f"/notary/deposits/{deposit.pk}/acknowledge/")
+    signed_in_client(notary).post(
+        f"/notary/deposits/{deposit.pk}/acknowledge/", cosign_form(notary)
+    )
     _, pdf = download(signed_in_client(staff), deposit)
     text = pdf_text(pdf)
     assert notary.full_name in text

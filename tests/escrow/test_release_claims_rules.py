@@ -360,7 +360,7 @@ def test_garbage_in_the_identity_field_gets_a_clear_error(
     )
     assert page.status_code == 400
     body = page.content.decode()
-    assert "That is not an age identity file (AGE-SECRET-KEY-1... lines)." in body
+    assert "That is not an age identity file (AGE-SECRET-KEY-1... or AGE-SECRET-KEY-PQ-1..." in body
     assert garbage not in body
     assert unchanged(claim) == before
 

@@ -141,7 +141,7 @@ def test_anything_but_an_identity_file_is_refused_without_repeating_it(text) -> 
         parse_identities(text)
     message = str(refused.value)
     assert message in {
-        "That is not an age identity file (AGE-SECRET-KEY-1... lines).",
+        "That is not an age identity file (AGE-SECRET-KEY-1... or AGE-SECRET-KEY-PQ-1... lines).",
         "The identity file holds no key.",
     }
     assert not text.strip() or text.strip() not in message

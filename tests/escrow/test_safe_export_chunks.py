@@ -1,5 +1,5 @@
 """The notary's safe as a streamed ZIP: every acknowledged deposit's sealed file, manifest
-and signature, a SHA256SUMS that checks them, and a README."""
+and signatures, the log's proofs, a SHA256SUMS that checks them, and a README."""
 
 from __future__ import annotations
 
@@ -17,6 +17,25 @@ from tests.deposits import deposit_through_pipeline
 from vault import age
 from vault.keys import system_signing_key
 from vault.manifest import public_key_text
+
+# The proof kit (docs/operations.md, "The safe export as a proof kit"); its own test is
+# tests/escrow/test_safe_export_kit.py.
+DEPOSIT_FILES = (
+    "sealed.age",
+    "manifest.json",
+    "manifest.sig",
+    "manifest.json.sig",
+    "inclusion.json",
+    "allowed_signers",
+)
+KIT_FILES = {
+    "README.txt",
+    "kit.json",
+    "escrow_verify.py",
+    "allowed_signers",
+    "witnesses_allowed_signers",
+}
+LOG_FILES = {"log/checkpoint", "log/checkpoint.note", "log/checkpoint.sig"}
 
 
 @pytest.fixture
@@ -46,12 +65,12 @@ def test_the_safe_holds_each_acknowledged_deposit_and_sums_that_match(
     archive = exported(notary)
     assert archive.testzip() is None
     members = set(archive.namelist())
-    expected = {
-        f"ledger-pro/{version}/{name}"
-        for version in ("1.0.0", "1.1.0")
-        for name in ("sealed.age", "manifest.json", "manifest.sig")
-    }
-    assert members == expected | {"SHA256SUMS", "README.txt"}
+    expected = (
+        {f"ledger-pro/{version}/{name}" for version in ("1.0.0", "1.1.0") for name in DEPOSIT_FILES}
+        | KIT_FILES
+        | LOG_FILES
+    )
+    assert members == expected | {"SHA256SUMS"}
 
     listed = sums(archive)
     assert set(listed) == expected
@@ -72,8 +91,9 @@ def test_the_readme_says_how_to_check_and_open_and_lists_the_deposits(acknowledg
     assert "sha256sum -c SHA256SUMS" in readme
     assert "age -d -i notary-identity.txt" in readme
     assert public_key_text(system_signing_key()) in readme
-    assert f"ledger-pro/1.0.0  Ledger Pro 1.0.0, archive SHA-256 {acknowledged.archive_sha256}" in (
-        readme
+    assert f"Ledger Pro 1.0.0 (deposit {acknowledged.pk}), in ledger-pro/1.0.0/" in readme
+    assert (
+        f'echo "{acknowledged.archive_sha256}  ledger-pro-1.0.0.tar.gz" | sha256sum -c -' in readme
     )
 
 
@@ -92,6 +112,6 @@ def test_each_export_is_audited_with_the_number_of_deposits(acknowledged, notary
 
 def test_an_empty_safe_is_still_a_zip_with_a_readme(notary) -> None:
     archive = exported(notary)
-    assert set(archive.namelist()) == {"SHA256SUMS", "README.txt"}
-    assert sums(archive) == {}
-    assert "Deposits:" in archive.read("README.txt").decode()
+    assert set(archive.namelist()) == KIT_FILES | {"SHA256SUMS"}
+    assert set(sums(archive)) == KIT_FILES
+    assert "(This export holds no acknowledged deposits.)" in archive.read("README.txt").decode()

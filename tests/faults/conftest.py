@@ -309,6 +309,9 @@ class World:
                 "ESCROW_VAR_DIR": str(settings.VAR_DIR),
                 "ESCROW_INTAKE_DIR": str(settings.ESCROW_INTAKE_DIR),
                 "ESCROW_DEPOSIT_LEASE_SECONDS": str(LEASE_SECONDS),
+                # No build verification, as in the test process (tests/conftest.py): its
+                # intake copy and after-answer build are tested in tests/verification/.
+                "ESCROW_VERIFY_ENABLED": "false",
                 "ESCROW_STAFF_EMAILS": STAFF_EMAIL,
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",

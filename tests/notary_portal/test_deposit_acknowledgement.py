@@ -6,6 +6,7 @@ from escrow.models import DepositAcknowledgement
 from records.models import AuditEntry
 from tests.conftest import signed_in_client
 from tests.deposits import deposit_through_pipeline
+from tests.transparency.witnessing import cosign_form
 from vault.keys import system_signing_key
 from vault.manifest import load_public_key, public_key_text, verify_manifest
 
@@ -27,7 +28,9 @@ def test_the_notary_acknowledges_and_a_signed_receipt_is_kept(replicated, notary
     client = signed_in_client(notary)
     detail = client.get(f"/notary/deposits/{replicated.pk}/").content.decode()
     assert replicated.manifest_sha256 in detail
-    response = client.post(f"/notary/deposits/{replicated.pk}/acknowledge/", follow=True)
+    response = client.post(
+        f"/notary/deposits/{replicated.pk}/acknowledge/", cosign_form(notary), follow=True
+    )
     assert "You acknowledged" in response.content.decode()
     replicated.refresh_from_db()
     assert replicated.state == "acknowledged"
@@ -43,9 +46,11 @@ def test_the_notary_acknowledges_and_a_signed_receipt_is_kept(replicated, notary
 
 def test_a_second_acknowledgement_is_refused_and_changes_nothing(replicated, notary) -> None:
     client = signed_in_client(notary)
-    client.post(f"/notary/deposits/{replicated.pk}/acknowledge/")
+    client.post(f"/notary/deposits/{replicated.pk}/acknowledge/", cosign_form(notary))
     audit_count = AuditEntry.objects.count()
-    response = client.post(f"/notary/deposits/{replicated.pk}/acknowledge/", follow=True)
+    response = client.post(
+        f"/notary/deposits/{replicated.pk}/acknowledge/", cosign_form(notary), follow=True
+    )
     assert "it is &#x27;acknowledged&#x27;" in response.content.decode()
     assert DepositAcknowledgement.objects.count() == 1
     assert AuditEntry.objects.count() == audit_count

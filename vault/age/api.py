@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import BinaryIO
+from collections.abc import Iterable, Sequence
+from typing import BinaryIO, TypeVar
 
 from .armor import WHITESPACE, ArmoredWriter, open_armored
 from .errors import ArmorError, HeaderError, NoIdentityMatchError
@@ -17,7 +17,13 @@ from .header import (
     encode_header,
     parse_header,
 )
-from .recipients import Identity, Recipient, check_scrypt_alone
+from .recipients import (
+    Identity,
+    Recipient,
+    ScryptRecipient,
+    check_scrypt_alone,
+    is_post_quantum,
+)
 from .stream import (
     NONCE_SIZE,
     ProgressCallback,
@@ -155,9 +161,58 @@ def _read_header(src: BinaryIO, *, armored: bool | None) -> tuple[BinaryIO, Head
     return stream, parse_header(stream.readline(MAX_LINE_SIZE + 1), stream)
 
 
+_R = TypeVar("_R", bound=Recipient)
+
+
+class MixedPostQuantumRecipients(list[_R]):
+    """A recipient list whose owner chose, knowingly, to mix hybrid and X25519 keys.
+
+    Made only by :func:`allow_mixed_post_quantum`; see there."""
+
+
+def allow_mixed_post_quantum(recipients: Iterable[_R]) -> MixedPostQuantumRecipients[_R]:
+    """Mark ``recipients`` as allowed to mix hybrid post-quantum and X25519 keys.
+
+    The spec's rule is a SHOULD NOT, not a MUST NOT. The escrow needs the
+    exception while its seal keys move from X25519 to hybrid one approved change
+    at a time: refusing would stop every deposit. Such files are exactly as
+    strong as X25519-only ones (the X25519 stanza is the weak link), which the
+    caller must say where it shows the keys. The mark survives being passed
+    along, not copying into a new list.
+    """
+    return MixedPostQuantumRecipients(recipients)
+
+
+def check_post_quantum_not_mixed(recipients: Sequence[Recipient]) -> None:
+    """Refuse hybrid post-quantum recipients mixed with classical ones (X25519).
+
+    The age spec: a file for a post-quantum recipient "SHOULD NOT" also be
+    encrypted to a non-quantum-resistant one, because its X25519 stanza would
+    open the file to a future quantum computer anyway; age (1.3 and later)
+    refuses such a mix, and so do we, unless the list was made by
+    :func:`allow_mixed_post_quantum`. Decryption still accepts mixed files.
+    Raises ``ValueError`` naming the problem.
+    """
+    if isinstance(recipients, MixedPostQuantumRecipients):
+        return
+    # A passphrase must be alone anyway; that rule (check_scrypt_alone) names it better.
+    kinds = {
+        is_post_quantum(recipient)
+        for recipient in recipients
+        if not isinstance(recipient, ScryptRecipient)
+    }
+    if kinds == {True, False}:
+        raise ValueError(
+            "hybrid post-quantum (age1pq1...) recipients cannot be mixed with X25519 "
+            "(age1...) recipients: the X25519 stanza would leave the file open to a "
+            "quantum attacker; use only hybrid keys, or only X25519 keys"
+        )
+
+
 def _wrap_file_key(recipients: Sequence[Recipient], file_key: bytes) -> list[Stanza]:
     if isinstance(recipients, (str, bytes)) or not recipients:
         raise ValueError("at least one recipient is required")
+    check_post_quantum_not_mixed(recipients)
     stanzas = [stanza for recipient in recipients for stanza in recipient.wrap(file_key)]
     try:
         check_scrypt_alone(stanzas)

@@ -18,6 +18,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from . import bech32
 from .errors import HeaderError, KeyFormatError
 from .header import FILE_KEY_SIZE, Stanza, decode_base64, encode_base64
+from .hybrid import IDENTITY_HRP as _HYBRID_IDENTITY_HRP
+from .hybrid import RECIPIENT_HRP as _HYBRID_RECIPIENT_HRP
+from .hybrid import HybridIdentity, HybridRecipient
 
 _ZERO_NONCE = bytes(12)
 _WRAPPED_KEY_SIZE = FILE_KEY_SIZE + 16
@@ -295,22 +298,66 @@ class ScryptIdentity:
         return f"ScryptIdentity(max_work_factor={self.max_work_factor})"
 
 
-def parse_identity_file(text: str) -> list[X25519Identity]:
-    """Parse an identity file as written by ``age-keygen``.
+#: A public key a file can be encrypted to, as a person gives it.
+PublicRecipient = X25519Recipient | HybridRecipient
+#: A secret key from an identity file.
+SecretIdentity = X25519Identity | HybridIdentity
+
+
+def parse_recipient(text: str) -> PublicRecipient:
+    """Parse an ``age1...`` (X25519) or ``age1pq1...`` (hybrid post-quantum) recipient."""
+    text = text.strip()
+    if text.lower().startswith(_HYBRID_RECIPIENT_HRP + "1"):
+        return HybridRecipient.from_string(text)
+    return X25519Recipient.from_string(text)
+
+
+def parse_identity(text: str) -> SecretIdentity:
+    """Parse an ``AGE-SECRET-KEY-1...`` or ``AGE-SECRET-KEY-PQ-1...`` identity."""
+    text = text.strip()
+    if text.upper().startswith(_HYBRID_IDENTITY_HRP + "1"):
+        return HybridIdentity.from_string(text)
+    return X25519Identity.from_string(text)
+
+
+def is_post_quantum(recipient: object) -> bool:
+    """Whether files for ``recipient`` resist a future quantum computer."""
+    return bool(getattr(recipient, "post_quantum", False))
+
+
+#: How a key's kind is named to people (portal, admin, docs).
+KIND_HYBRID = "hybrid post-quantum (ML-KEM-768 + X25519)"
+KIND_X25519 = "X25519"
+
+
+def recipient_kind(text: str) -> str:
+    """The kind of a recipient string, for people: :data:`KIND_HYBRID` or :data:`KIND_X25519`.
+
+    Only the prefix is looked at: call it on keys already validated."""
+    if text.strip().lower().startswith(_HYBRID_RECIPIENT_HRP + "1"):
+        return KIND_HYBRID
+    return KIND_X25519
+
+
+def parse_identity_file(text: str) -> list[SecretIdentity]:
+    """Parse an identity file as written by ``age-keygen`` (or ``age-keygen -pq``).
 
     Blank lines and lines starting with ``#`` are ignored; every other line
-    must be an ``AGE-SECRET-KEY-1...`` identity. Errors name the line number
-    but never echo its content, which may be secret.
+    must be an ``AGE-SECRET-KEY-1...`` or ``AGE-SECRET-KEY-PQ-1...`` identity.
+    Errors name the line number but never echo its content, which may be secret.
     """
-    identities: list[X25519Identity] = []
+    identities: list[SecretIdentity] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         try:
-            identities.append(X25519Identity.from_string(line))
+            identities.append(parse_identity(line))
         except KeyFormatError:
-            raise KeyFormatError(f"identity file line {number} is not an X25519 identity") from None
+            raise KeyFormatError(
+                f"identity file line {number} is not an age identity "
+                "(AGE-SECRET-KEY-1... or AGE-SECRET-KEY-PQ-1...)"
+            ) from None
     if not identities:
         raise KeyFormatError("identity file contains no identities")
     return identities

@@ -80,6 +80,11 @@ class Command(BaseCommand):
         write(f"Staff TOTP secret (the admin asks for a code too): {result.staff_totp_secret}")
         write(f"Notary age identity (private key, never in the database): {result.identity_path}")
         write(f"Notary age recipient: {result.notary_recipient}")
+        write(
+            "Notary witness key (SSH, private, never in the database; it co-signs the log "
+            f"when acknowledging): {result.witness_key_path} (use it for ~/.ssh/escrow_witness "
+            "in the deposit page's ssh-keygen command)"
+        )
         write("Deposits (sealed for the notary, copied to every site):")
         for deposit in result.deposits:
             write(f"  {deposit.product.slug} {deposit.version}: {deposit.get_state_display()}")

@@ -1,5 +1,6 @@
 """``manage.py vault SUBCOMMAND``: operator tools for the vault.
 
+``keygen`` works like ``age-keygen`` (``--pq`` for a hybrid post-quantum key).
 ``encrypt``, ``decrypt`` and ``rewrap`` work like the ``age`` tool: they read
 IN (standard input by default) and write standard output unless ``-o FILE``
 is given. Expected failures print one ``vault: ...`` line on stderr and exit
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -130,6 +132,29 @@ def _handle_rewrap(options: Options) -> None:
         ) as sink,
     ):
         rewrap(source, sink, identities, recipients, armor=options["armor"])
+
+
+def _add_keygen_arguments(parser: CommandParser) -> None:
+    parser.add_argument(
+        "--pq",
+        action="store_true",
+        help="make a hybrid post-quantum key (ML-KEM-768 + X25519, age1pq1...), as age-keygen -pq",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="OUT", help="write the identity to OUT (mode 0600)"
+    )
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+
+def _handle_keygen(options: Options) -> None:
+    cli.refuse_existing_output(options["output"], force=options["force"])
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    text, public = cli.keygen(post_quantum=options["pq"], now=now)
+    with cli.open_output(options["output"], force=options["force"], binary=False) as sink:
+        sink.write(text.encode("ascii"))
+    if options["output"] not in (None, "-"):
+        # Like age-keygen: the public key on stderr when the identity goes to a file.
+        sys.stderr.write(f"Public key: {public}\n")
 
 
 def _add_verify_manifest_arguments(parser: CommandParser) -> None:
@@ -252,6 +277,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "give an age file a new header for new recipients; the payload is copied verbatim",
         _add_rewrap_arguments,
         _handle_rewrap,
+    ),
+    "keygen": Subcommand(
+        "make a new age identity (X25519, or hybrid post-quantum with --pq)",
+        _add_keygen_arguments,
+        _handle_keygen,
     ),
     "verify-manifest": Subcommand(
         "check a deposit manifest's Ed25519 signature (and, with --deposit, its stored copy)",
