@@ -79,7 +79,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
+from isal import igzip
 
+from vault.archive_streams import DECOMPRESSION_ERRORS
 from vault.build_recipe import Recipe, parse_version_spec
 
 __all__ = [
@@ -213,6 +215,15 @@ class BuildResult:
 # --- the source ------------------------------------------------------------------------
 
 
+#: What an archive that cannot be read raises while its member names are listed.
+UNREADABLE: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    ValueError,
+    *DECOMPRESSION_ERRORS,
+)
+
+
 def may_hold_recipe(archive: Path, name: str = "escrow.toml") -> bool:
     """Whether the archive has a member called ``name`` at its root or one folder down
     (where ``unpack_source``'s source root can be), read without unpacking anything.
@@ -224,16 +235,28 @@ def may_hold_recipe(archive: Path, name: str = "escrow.toml") -> bool:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as opened:
                 names = opened.namelist()
+        elif _starts_with(archive, b"\x1f\x8b"):
+            # ISA-L inflates about three times as fast as zlib (as the inspection does).
+            with (
+                igzip.open(archive, "rb") as inflated,
+                tarfile.open(fileobj=inflated, mode="r|") as streamed,
+            ):
+                names = [member.name for member in streamed]
         else:
             with tarfile.open(archive, mode="r|*") as streamed:
                 names = [member.name for member in streamed]
-    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError):
+    except UNREADABLE:
         return True
     for member in names:
         parts = [part for part in PurePosixPath(member.replace("\\", "/")).parts if part != "."]
         if 1 <= len(parts) <= 2 and parts[-1] == name:
             return True
     return False
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(magic)) == magic
 
 
 def unpack_source(archive: Path, dest: Path) -> Path:
