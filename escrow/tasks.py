@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from escrow.backups.service import BackupFailed, backup_drill, backup_run
 from escrow.models import ClaimRelease, ClaimState, DataExport, Deposit, DepositState, ReleaseClaim
-from escrow.services.build_verification import deposit_build_verify
 from escrow.services.claims import claim_notify_vendor, claims_contest_elapsed
 from escrow.services.exports import export_build, export_fail, exports_fail_stuck
 from escrow.services.intake import deposit_store_sealed
@@ -49,6 +48,10 @@ def deposit_build_verify_task(verification_id: int) -> None:
     task is routed to that machine's queue: verification.routing). A record no longer
     pending (redelivered, or interrupted by the sweeper) is left alone; anything that
     breaks ends the record ``interrupted`` with the reason, and staff are mailed."""
+    # Imported here, not at the top: the sandbox code is needed only where builds run,
+    # and stays out of every web worker's memory (docs/benchmarks.md, web-upload-rss).
+    from escrow.services.build_verification import deposit_build_verify
+
     verification = BuildVerification.objects.filter(
         pk=verification_id, state=VerificationState.PENDING
     ).first()

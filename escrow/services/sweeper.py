@@ -49,7 +49,6 @@ from escrow.services.deposits import (
     lease_token,
 )
 from records.queue import enqueue_on_commit
-from vault.build_sandbox import remove_tree
 from verification.services import (
     live_verification_tokens,
     verification_copy_path,
@@ -150,6 +149,9 @@ def _sweep_intake(*, now: datetime, sweep: Sweep) -> None:
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
+        # Imported here: the sandbox code stays out of the web workers' memory.
+        from vault.build_sandbox import remove_tree
+
         remove_tree(path)
     else:
         path.unlink(missing_ok=True)
