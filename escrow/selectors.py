@@ -226,9 +226,10 @@ def covered_products_overview(organisation: Organisation) -> list[CoveredProduct
     """Each product escrow covers for the organisation, with its latest deposits, how
     many there are, the sites holding copies, and whether deposits have gone stale.
 
-    Three queries whatever the number of products and deposits: the products with
-    their deposit counts, the latest few deposits of each (a window numbers them per
-    product), and the copies of those."""
+    A fixed number of queries whatever the number of products and deposits: the
+    products with their deposit counts, the latest few deposits of each (a window
+    numbers them per product), the copies of those, their build verifications, and
+    (with build verification on) each product's last passing build."""
     listed = ~Q(deposits__state=DepositState.REJECTED)
     products = list(
         Product.objects.filter(pk__in=products_covered_for(organisation).values("pk"))
