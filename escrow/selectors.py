@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, Count, F, Prefetch, Q, QuerySet, Value, When, Window
@@ -30,53 +30,35 @@ def products_covered_for(organisation: Organisation) -> QuerySet[Product]:
     ).distinct()
 
 
-class DepositsWithVerification(QuerySet[Deposit]):
-    """Deposits that carry their build verification once fetched, as
-    ``deposit.verification`` (a ``BuildVerification`` or None).
-
-    The verification app sits below escrow and refers to a deposit by id only, so
-    there is no relation to ``prefetch_related``; this does the same by hand: one
-    more query per fetch (``verifications_for``), whatever the number of rows, so
-    the lists that show a badge per deposit stay at a constant number of queries.
-    ``count()``, ``exists()`` and ``values()`` fetch no deposits and cost nothing more."""
-
-    def _fetch_all(self) -> None:
-        fetching = self._result_cache is None
-        super()._fetch_all()
-        if fetching and self._result_cache:
-            attach_verifications(self._result_cache)
-
-
-def attach_verifications(deposits: list[Any]) -> None:
-    """Set ``deposit.verification`` on each deposit of a fetched list, in one query."""
-    listed = [deposit for deposit in deposits if isinstance(deposit, Deposit)]
-    if not listed:
-        return
-    records = verifications_for(deposit.pk for deposit in listed)
+def attach_verifications(deposits: Iterable[Deposit]) -> list[Deposit]:
+    """Set ``deposit.verification`` (a ``BuildVerification`` or None) on each deposit of
+    a page or list, in one query whatever its length: the verification app sits below
+    escrow and knows a deposit by id only, so there is no relation to prefetch. A
+    queryset passed in is evaluated here, and the template then reads its cache."""
+    listed = list(deposits)
+    records = verifications_for(deposit.pk for deposit in listed) if listed else {}
     for deposit in listed:
-        deposit.verification = records.get(deposit.pk)
+        deposit.verification = records.get(deposit.pk)  # type: ignore[attr-defined]
+    return listed
 
 
 def deposits_visible_to(organisation: Organisation) -> QuerySet[Deposit]:
     """Deposits of the products escrow covers for the organisation (metadata only is shown),
-    newest first, each with its build verification. A rejected upload never became a
-    deposit and is not listed."""
+    newest first (``attach_verifications`` adds their build verifications). A rejected
+    upload never became a deposit and is not listed."""
     return (
-        DepositsWithVerification(Deposit)
-        .filter(product__in=products_covered_for(organisation))
+        Deposit.objects.filter(product__in=products_covered_for(organisation))
         .exclude(state=DepositState.REJECTED)
         .select_related("product")
     )
 
 
 def deposits_for_register() -> QuerySet[Deposit]:
-    """The notary's register: every deposit that reached the notary, each with its build
-    verification. A rejected upload never did (the intake refused it before sealing), so
-    it is not in the register."""
-    return (
-        DepositsWithVerification(Deposit)
-        .exclude(state=DepositState.REJECTED)
-        .select_related("product", "product__vendor")
+    """The notary's register: every deposit that reached the notary (``attach_verifications``
+    adds their build verifications). A rejected upload never did (the intake refused it
+    before sealing), so it is not in the register."""
+    return Deposit.objects.exclude(state=DepositState.REJECTED).select_related(
+        "product", "product__vendor"
     )
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from accounts.access import notary_required
 from accounts.models import Organisation, Product
 from escrow.list_filters import ClaimFilterForm, DepositFilterForm
-from escrow.selectors import claims_for_notary, deposits_for_register
+from escrow.selectors import attach_verifications, claims_for_notary, deposits_for_register
 from records.listing import page_of
 
 
@@ -23,6 +23,7 @@ def deposits(request: HttpRequest) -> HttpResponse:
         vendors=Organisation.objects.filter(kind=Organisation.Kind.VENDOR).order_by("name"),
     )
     page = page_of(request, form.narrow(deposits_for_register()))
+    attach_verifications(page.object_list)
     return render(request, "notary/deposits.html", {"form": form, "page": page})
 
 

@@ -17,7 +17,12 @@ from django_otp import login as otp_login
 from accounts.access import notary_password_checked, notary_required, public
 from escrow.history import Audience, deposit_history, history_lines
 from escrow.models import DepositAcknowledgement, DepositState
-from escrow.selectors import OPEN_CLAIM_STATES, claims_for_notary, deposits_for_register
+from escrow.selectors import (
+    OPEN_CLAIM_STATES,
+    attach_verifications,
+    claims_for_notary,
+    deposits_for_register,
+)
 from escrow.services.seal_changes import seal_changes_waiting
 from notary_portal import services, witness
 from notary_portal.forms import NotaryLoginForm, TotpForm
@@ -91,9 +96,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     awaiting = deposits_for_register().filter(state=DepositState.REPLICATED).order_by("created_at")
     deposits = deposits_for_register()
     context = {
-        "awaiting": awaiting[:SUMMARY_ROWS],
+        "awaiting": attach_verifications(awaiting[:SUMMARY_ROWS]),
         "awaiting_count": awaiting.count(),
-        "deposits": deposits[:SUMMARY_ROWS],
+        "deposits": attach_verifications(deposits[:SUMMARY_ROWS]),
         "deposit_count": deposits.count(),
         "open_claims": open_claims[:SUMMARY_ROWS],
         "open_claim_count": open_claims.count(),
@@ -107,6 +112,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @notary_required
 def deposit_detail(request: HttpRequest, deposit_id: int) -> HttpResponse:
     deposit = get_object_or_404(deposits_for_register(), pk=deposit_id)
+    attach_verifications([deposit])
     context = {
         "deposit": deposit,
         "completeness": deposit.manifest.get("completeness", {}),

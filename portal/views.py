@@ -15,6 +15,7 @@ from billing.selectors import amounts_due, licences_of, newest_subscription_by_l
 from escrow.list_filters import DepositFilterForm
 from escrow.models import ReleaseKey
 from escrow.selectors import (
+    attach_verifications,
     covered_products_overview,
     deposits_visible_to,
     products_covered_for,
@@ -69,4 +70,5 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if covered:
         deposits = deposits_visible_to(user.organisation).filter(product=product)
         context["page"] = page_of(request, form.narrow(deposits))
+        attach_verifications(context["page"].object_list)
     return render(request, "portal/product.html", context)
