@@ -60,6 +60,7 @@ from vault.archive_streams import (
     Compression,
     DecompressingReader,
 )
+from vault.direct_io import DirectWriter
 from vault.sites import PendingObject, StoredObject
 
 #: Bytes read from the body at a time.
@@ -277,7 +278,7 @@ def seal_in_one_pass(
                 first.downstream.append(last)
                 hashing = _Stage("hash archive", lambda pieces: _hash(pieces, digest))
             if copy is not None and archive_format != "zip":
-                copier = _Stage("copy", lambda pieces: _spool(pieces, copy))
+                copier = _Stage("copy", lambda pieces: _write_copy(pieces, copy))
             writers = [encrypt] if copier is None else [encrypt, copier]
             stages = list({id(stage): stage for stage in (hashing, first, last, *writers)}.values())
             for stage in stages:
@@ -410,11 +411,25 @@ def _decompress(pieces: Iterator[bytes], compression: Compression, inspect: _Sta
 
 
 def _spool(pieces: Iterator[bytes], spool: Path) -> None:
-    """Keep plaintext in the intake folder, readable by this user only: a zip's, to
-    inspect it from its directory, or the intake copy kept for build verification."""
+    """Keep a zip's plaintext in the intake folder, readable by this user only, to
+    inspect it from its directory."""
     with open(os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
         for piece in pieces:
             file.write(piece)
+
+
+def _write_copy(pieces: Iterator[bytes], copy: Path) -> None:
+    """The intake copy kept for build verification (readable by this user only), written
+    past the page cache (vault.direct_io): nothing reads it before the build, so filling
+    the cache with it would only cost CPU the other stages need. Not fsynced: a copy
+    lost with the machine is a verification that restarts without it."""
+    out = DirectWriter.open(copy, os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for piece in pieces:
+            out.write(piece)
+        out.finish()
+    finally:
+        out.close()
 
 
 def _report(

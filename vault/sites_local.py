@@ -14,20 +14,16 @@ bytes, which on a local disk is cheap enough for scrubbing.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import hashlib
-import mmap
 import os
-import queue
 import tempfile
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from vault.direct_io import DirectWriter
 from vault.sites import (
     CHUNK_SIZE,
     Healed,
@@ -330,50 +326,22 @@ class LocalPending:
     """A file being written in one pass (``LocalSite.begin_put``): a hidden ``.tmp-*``
     file in the key's folder, made read-only and hard-linked to its name by ``commit``.
 
-    Where the filesystem allows it, the file is written with ``O_DIRECT`` from
-    page-aligned buffers of ``BLOCK`` bytes: the bytes go from the buffer to the disk
-    without passing through (and first filling) the page cache, so a large deposit
-    neither costs a second copy in memory nor leaves gigabytes of dirty pages for the
-    final fsync to wait on. While full buffers are written out by a writing thread of
-    its own, the caller fills the next one. The last partial block is written
-    without ``O_DIRECT``. Elsewhere (tmpfs, for one) the writes are ordinary ones."""
+    The bytes go through a ``DirectWriter`` (vault.direct_io): with ``O_DIRECT`` where
+    the filesystem allows it, so a large deposit neither costs a second copy in memory
+    nor leaves gigabytes of dirty pages for the final fsync to wait on."""
 
-    BLOCK = 1024 * 1024
-    #: Buffers: one being filled while the others wait for, or are in, the disk.
-    BUFFERS = 2
+    BLOCK = DirectWriter.BLOCK
 
     def __init__(self, site: LocalSite, key: str, path: Path, temporary: Path) -> None:
         self.key = key
         self._site = site
         self._path = path
         self._temporary = temporary
-        self._fd: int | None = None
-        self._direct = False
-        # Page-aligned, as O_DIRECT requires.
-        self._free: queue.Queue[mmap.mmap] = queue.Queue()
-        for _ in range(self.BUFFERS):
-            self._free.put(mmap.mmap(-1, self.BLOCK))
-        self._buffers = list(self._free.queue)
-        self._buffer: mmap.mmap | None = None
-        self._full: queue.Queue[mmap.mmap | None] = queue.Queue()
-        self._writer: threading.Thread | None = None
-        self._filled = 0
-        self._written = 0
-        self._write_error: OSError | None = None
+        self._out: DirectWriter | None = None
         self._committed = False
 
     def open(self) -> None:
-        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
-        direct = getattr(os, "O_DIRECT", 0)
-        if direct:
-            try:
-                self._fd = os.open(self._temporary, flags | direct)
-                self._direct = True
-                return
-            except OSError as error:
-                if error.errno != errno.EINVAL:
-                    raise
-        self._fd = os.open(self._temporary, flags)
+        self._out = DirectWriter.open(self._temporary, 0)
 
     def __enter__(self) -> LocalPending:
         return self
@@ -383,90 +351,29 @@ class LocalPending:
             self.abort()
 
     def write(self, data: bytes | memoryview, /) -> None:
-        if self._fd is None:
+        if self._out is None:
             raise SiteError(f"the write of {self.key!r} was already ended.", site=self._site.name)
-        view = memoryview(data)
         try:
-            while view:
-                if self._buffer is None:
-                    self._buffer = self._free.get()  # waits while every one is being written
-                    if self._write_error is not None:
-                        raise self._write_error
-                taken = min(len(view), self.BLOCK - self._filled)
-                self._buffer[self._filled : self._filled + taken] = view[:taken]
-                self._filled += taken
-                view = view[taken:]
-                if self._filled == self.BLOCK:
-                    self._hand_over()
+            self._out.write(data)
         except OSError as error:
             self.abort()
             raise self._site._error(error, f"store {self.key!r}") from error
 
-    def _hand_over(self) -> None:
-        """Queue the full buffer for the writing thread and go on with the other."""
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_out, name="site-write", daemon=True)
-            self._writer.start()
-        self._full.put(self._buffer)
-        self._buffer = None
-        self._filled = 0
-
-    def _write_out(self) -> None:
-        """The writing thread: each full buffer to the disk, then back to the free ones."""
-        while (buffer := self._full.get()) is not None:
-            try:
-                if self._write_error is None:
-                    self._write_all(memoryview(buffer))
-            except OSError as error:
-                self._write_error = error
-            finally:
-                self._free.put(buffer)  # never lost, so the filling side never waits forever
-
-    def _settle(self) -> None:
-        """Wait until every full buffer is written; raise what the writing met."""
-        if self._writer is not None:
-            self._full.put(None)
-            self._writer.join()
-            self._writer = None
-        if self._write_error is not None:
-            raise self._write_error
-
-    def _write_all(self, view: memoryview) -> None:
-        assert self._fd is not None
-        while view:
-            count = os.write(self._fd, view)
-            view = view[count:]
-            self._written += count
-
-    def _write_tail(self) -> None:
-        """The last, partial block: not a multiple of the disk's block, so no O_DIRECT."""
-        assert self._fd is not None
-        if self._direct:
-            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-            self._direct = False
-        assert self._buffer is not None
-        self._write_all(memoryview(self._buffer)[: self._filled])
-        self._filled = 0
-
     def commit(self, *, sha256: str, size: int) -> StoredObject:
         check_expected(sha256, size)
-        if self._fd is None:
+        if self._out is None or self._out.descriptor is None:
             raise SiteError(f"the write of {self.key!r} was already ended.", site=self._site.name)
         try:
-            self._settle()
-            if self._filled:
-                self._write_tail()
-            if self._written != size:
+            written = self._out.finish()
+            if written != size:
                 raise SiteError(
-                    f"{self.key!r}: {self._written} bytes were written, not {size} as promised; "
+                    f"{self.key!r}: {written} bytes were written, not {size} as promised; "
                     "nothing stored",
                     site=self._site.name,
                 )
-            os.fsync(self._fd)
-            os.fchmod(self._fd, _READ_ONLY)
-            os.close(self._fd)
-            self._fd = None
+            os.fsync(self._out.descriptor)
+            os.fchmod(self._out.descriptor, _READ_ONLY)
+            self._out.close()
             os.link(self._temporary, self._path)
             self._temporary.unlink()
             _fsync_directory(self._path.parent)
@@ -483,24 +390,15 @@ class LocalPending:
             self.abort()
             raise
         self._committed = True
-        self._release_buffers()
+        self._out = None
         return StoredObject(key=self.key, size=size, sha256=sha256)
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._settle()
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
         if not self._committed:
             self._temporary.unlink(missing_ok=True)
-        self._release_buffers()
-
-    def _release_buffers(self) -> None:
-        for buffer in self._buffers:
-            with contextlib.suppress(BufferError):
-                buffer.close()
 
 
 def _fsync_directory(folder: Path) -> None:
