@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -12,6 +12,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from escrow.api.body import deposit_body
 from escrow.api.openapi import DescribedAPIView, openapi
 from escrow.api.serializers import DepositSerializer
 from escrow.models import Deposit, DepositState
@@ -130,7 +131,7 @@ class DepositUploadView(DescribedAPIView):
             received = deposit_receive(
                 token=token,
                 version=version,
-                body=cast(BinaryIO, request._request),  # streams the body; never .body
+                body=deposit_body(request._request),  # streams the body; never .body
                 claimed_sha256=request.META.get("HTTP_X_ARCHIVE_SHA256", ""),
                 content_length=_content_length(request),
                 pipeline=_pipeline_metadata(request),

@@ -411,6 +411,7 @@ def _check_and_seal(
                 {
                     "deposit": deposit.pk,
                     "bytes": sealed.report.size,
+                    "body": type(body).__name__,
                     "busy_s": {name: round(value, 3) for name, value in sealed.timings.items()},
                     "cpu_s": {name: round(value, 3) for name, value in sealed.cpu.items()},
                 }
