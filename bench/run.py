@@ -32,6 +32,7 @@ DEFAULT_SIZE = 1024**3
 BENCHMARKS: tuple[str, ...] = (
     "bench.age_throughput",
     "bench.deposit_upload",
+    "bench.work_floor",
     "bench.upload_memory",
     "bench.sandbox_overhead",
 )
