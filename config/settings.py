@@ -5,6 +5,7 @@ production comes from an environment variable read by a strict helper in
 
 from __future__ import annotations
 
+import os
 import secrets
 import zoneinfo
 from datetime import timedelta
@@ -28,9 +29,20 @@ def _local_secret_key() -> str:
     check refuses this fallback there."""
     path = VAR_DIR / "secret_key"
     if not path.exists():
+        # Several processes may start at once on a fresh checkout (the test suite's
+        # parallel workers, gunicorn's): the key is written whole to a file of this
+        # process's own and linked into place, so none reads a half-written key and
+        # the first link wins for everyone.
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        draft.touch(mode=0o600)
+        draft.write_text(secrets.token_urlsafe(64))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
