@@ -22,6 +22,7 @@ import pytest
 
 from tests import archives
 from tests.conftest import skip_or_fail
+from tests.parallel import uid_range_base
 from vault import build_sandbox
 from vault.build_recipe import Recipe, parse_recipe
 from vault.build_sandbox import (
@@ -66,9 +67,10 @@ def sandbox() -> None:
 @pytest.fixture(autouse=True)
 def _own_uid_range(settings: Any) -> None:
     """A uid range of these tests' own, so a build another test process runs at
-    the same time is never mistaken for a survivor of ours."""
-    settings.ESCROW_VERIFY_UID_BASE = 63000
+    the same time is never mistaken for a survivor of ours: one per xdist worker too,
+    as two workers may run tests of this module at once."""
     settings.ESCROW_VERIFY_UID_COUNT = 8
+    settings.ESCROW_VERIFY_UID_BASE = uid_range_base(63000, settings.ESCROW_VERIFY_UID_COUNT)
 
 
 @pytest.fixture

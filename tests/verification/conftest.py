@@ -10,6 +10,7 @@ import pytest
 
 from escrow.services.tokens import token_create
 from tests.conftest import skip_or_fail
+from tests.parallel import uid_range_base
 from tests.verification.projects import Pipeline
 from vault.build_sandbox import sandbox_available
 
@@ -24,10 +25,11 @@ def sandbox() -> None:
 @pytest.fixture
 def verifying(settings: Any) -> Iterator[None]:
     """Build verification on, in a uid range of these tests' own (another test process
-    building at the same time never shares a uid with ours)."""
+    building at the same time, another xdist worker's included, never shares a uid
+    with ours)."""
     settings.ESCROW_VERIFY_ENABLED = True
-    settings.ESCROW_VERIFY_UID_BASE = 64000
     settings.ESCROW_VERIFY_UID_COUNT = 8
+    settings.ESCROW_VERIFY_UID_BASE = uid_range_base(64000, settings.ESCROW_VERIFY_UID_COUNT)
     yield
 
 
