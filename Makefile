@@ -33,8 +33,15 @@ test: venv system-deps lint pytest
 COVERAGE_FLOOR ?= 90
 COVERAGE_ARGS := --cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
+# The suite runs in PYTEST_WORKERS processes at once (pytest-xdist; `PYTEST_WORKERS=0` runs
+# it in this one process). Each worker has its own test database; tests marked
+# `xdist_group` stay in one worker. PYTEST_ARGS adds anything else, e.g. a test's id.
+PYTEST_WORKERS ?= 3
+PYTEST_DIST ?= loadgroup
+XDIST_ARGS := -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST)
+
 pytest: venv system-deps
-	$(BIN)/python -m pytest $(COVERAGE_ARGS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST_ARGS) $(COVERAGE_ARGS) $(PYTEST_ARGS)
 
 # Style, types, and the architecture: the layers contract (import-linter, in
 # pyproject.toml) and no import loops anywhere (tools/import_cycles.py).
