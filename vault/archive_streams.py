@@ -88,7 +88,8 @@ class ZlibDecompressor:
 
 
 def new_decompressor(compression: Compression) -> Decompressor:
-    """A decompressor for one stream; wbits 31 makes zlib check the gzip CRC and length."""
+    """A decompressor for one stream, checking its format's own integrity data (gzip's
+    CRC and length, xz's and bzip2's checks)."""
     if compression == "gzip":
         # ISA-L's own inflater (``isal``), which checks the gzip header, CRC and length
         # like zlib and inflates about three times as fast: a .tar.gz deposit is
