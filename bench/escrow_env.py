@@ -66,6 +66,9 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 #: Deposit states after which the worker does nothing more for the deposit.
 SETTLED_STATES = ("replicated", "acknowledged", "rejected", "failed")
+#: Build verification states in which the worker may still be working on it after the
+#: answer (reading its intake copy, building).
+OPEN_VERIFICATION_STATES = ("pending", "running")
 #: The marker of the intake's per-deposit log line, followed by one JSON object.
 TIMINGS_MARKER = "one-pass timings"
 #: The client sends the archive in reads this big.
@@ -600,7 +603,9 @@ class WebServer:
 
     def wait_settled(self, deposit_id: int) -> tuple[str, float]:
         """Poll the deposit until the worker is done with it (replicated, or
-        failed); return its state and the seconds waited."""
+        failed, and its build verification, if any, ended): what it still does after
+        the answer must not run into the next measurement. Return the deposit's state
+        and the seconds waited."""
         started = time.perf_counter()
         deadline = time.monotonic() + SETTLE_SECONDS
         state = ""
@@ -609,7 +614,11 @@ class WebServer:
             state = str(answer.get("state", ""))
             if status != 200:
                 raise RuntimeError(f"deposit {deposit_id} answered {status}: {answer}")
-            if state in SETTLED_STATES:
+            verification = answer.get("verification") or {}
+            if (
+                state in SETTLED_STATES
+                and verification.get("state") not in OPEN_VERIFICATION_STATES
+            ):
                 return state, time.perf_counter() - started
             time.sleep(0.2)
         raise RuntimeError(f"deposit {deposit_id} still {state!r} after {SETTLE_SECONDS} s")

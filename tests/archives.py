@@ -20,10 +20,15 @@ PROJECT = {
 def tar_gz(files: dict[str, bytes] | None = None) -> bytes:
     """The same bytes for the same files, every time (gzip's timestamp is fixed)."""
     buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
-        tarfile.open(fileobj=compressed, mode="w") as archive,
-    ):
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
+        compressed.write(tar(files))
+    return buffer.getvalue()
+
+
+def tar(files: dict[str, bytes] | None = None) -> bytes:
+    """An uncompressed tar of ``files`` (the test project by default)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, content in (files or PROJECT).items():
             info = tarfile.TarInfo(name)
             info.size = len(content)

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "RECIPE_FILE",
     "Recipe",
     "RecipeError",
+    "holds_recipe_file",
     "max_time_limit",
     "parse_recipe",
     "parse_version_spec",
@@ -227,3 +229,16 @@ def _type_name(value: object) -> str:
         list: "an array",
         dict: "a table",
     }.get(type(value), type(value).__name__)
+
+
+def holds_recipe_file(names: Iterable[str], name: str = RECIPE_FILE) -> bool:
+    """Whether one of an archive's member ``names`` is ``name`` at the root or one folder
+    down: where the source root that ``vault.build_sandbox.unpack_source`` finds can put
+    it. Only names are looked at (a folder or a link of that name counts too), so the
+    answer may be yes for an archive that turns out to hold no usable recipe, never no
+    for one that does."""
+    for member in names:
+        parts = [part for part in PurePosixPath(member.replace("\\", "/")).parts if part != "."]
+        if 1 <= len(parts) <= 2 and parts[-1] == name:
+            return True
+    return False

@@ -82,7 +82,7 @@ from django.conf import settings
 from isal import igzip
 
 from vault.archive_streams import DECOMPRESSION_ERRORS
-from vault.build_recipe import Recipe, parse_version_spec
+from vault.build_recipe import Recipe, holds_recipe_file, parse_version_spec
 
 __all__ = [
     "Artefact",
@@ -247,11 +247,7 @@ def may_hold_recipe(archive: Path, name: str = "escrow.toml") -> bool:
                 names = [member.name for member in streamed]
     except UNREADABLE:
         return True
-    for member in names:
-        parts = [part for part in PurePosixPath(member.replace("\\", "/")).parts if part != "."]
-        if 1 <= len(parts) <= 2 and parts[-1] == name:
-            return True
-    return False
+    return holds_recipe_file(names, name)
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:

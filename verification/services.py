@@ -34,6 +34,13 @@ from verification.models import (
     VerificationState,
 )
 
+NO_RECIPE_HINT = (
+    "No build recipe: the archive has no escrow.toml at its root and the product has no "
+    "recipe. Add escrow.toml to the archive (a [build] table with command and artefacts; "
+    "see docs/verification.md), or have the pipeline set the product's recipe "
+    "(PUT /api/v1/products/<slug>/build-recipe)."
+)
+
 INTERRUPTED_NO_COPY = (
     "not verified (interrupted): the process that received the deposit stopped before "
     "verification could start, and the source it held is gone. The next deposit is "
@@ -69,6 +76,7 @@ def verification_open(
     lease_owner: str,
     has_copy: bool,
     problem: str = "",
+    archive_holds_recipe: bool = True,
     now: datetime | None = None,
 ) -> tuple[BuildVerification, bool]:
     """Record a stored deposit's verification and say whether a build should be queued.
@@ -78,7 +86,11 @@ def verification_open(
     ``ESCROW_VERIFY_SLOTS`` running and ``ESCROW_VERIFY_QUEUE`` waiting. ``busy`` when
     it is full; the caller removes the copy at once. ``interrupted`` without a copy
     (the receiving process stopped and another stored it, or the copy could not be
-    written: ``problem``). The copy's modification time becomes the lease's expiry. A
+    written: ``problem``). ``no_recipe`` at once, with nothing queued and the copy to
+    be removed, when the inspection found no recipe file where one could be
+    (``archive_holds_recipe`` false, see ``vault.build_recipe.holds_recipe_file``) and
+    the product has no recipe either: nothing would be built, so the plaintext is not
+    kept, nor read again, to learn that. The copy's modification time becomes the lease's expiry. A
     deposit stored again (a retry) keeps its first record, and nothing is queued.
     Returns ``(record, queue_it)``."""
     now = now or timezone.now()
@@ -107,6 +119,12 @@ def verification_open(
                     else INTERRUPTED_NO_COPY,
                     now=now,
                 )
+                return record, False
+            if (
+                not archive_holds_recipe
+                and not ProductBuildRecipe.objects.filter(product_id=product_id).exists()
+            ):
+                verification_no_recipe(verification=record, problem=NO_RECIPE_HINT, now=now)
                 return record, False
             # Each receiving machine builds its own deposits: its queue is bounded.
             host = lease_owner.split(":", 1)[0]

@@ -50,6 +50,7 @@ from vault.site_clients import all_sites
 from vault.sites import SiteError
 from verification.models import BuildVerification, ProductBuildRecipe, VerificationState
 from verification.services import (
+    NO_RECIPE_HINT,
     verification_copy_path,
     verification_finish,
     verification_interrupt,
@@ -62,11 +63,6 @@ logger = logging.getLogger(__name__)
 ADDENDUM_KIND = "escrow-build-verification/v1"
 #: How often a verification waiting for a free slot looks again.
 SLOT_POLL_SECONDS = 1.0
-NO_RECIPE_HINT = (
-    "No build recipe: the archive has no escrow.toml at its root and the product has no "
-    "recipe. Add escrow.toml to the archive (a [build] table with command and artefacts; "
-    "see docs/verification.md), or set the product's recipe in the portal."
-)
 
 
 class _Renewer(threading.Thread):

@@ -67,6 +67,7 @@ from escrow.services.recipients import seal_recipients
 from records.queue import enqueue_on_commit
 from vault import age
 from vault.archive import ArchiveLimits, ArchiveRejected, ArchiveReport
+from vault.build_recipe import holds_recipe_file
 from vault.keys import system_signing_key
 from vault.manifest import (
     ManifestError,
@@ -331,6 +332,7 @@ def _carry_on(
 ) -> None:
     """Receive, check and seal the body (``step == "body"``), then store what is sealed."""
     copy_problem = ""
+    holds_recipe = True
     if step == "body":
         if content_length is not None and content_length > settings.ESCROW_MAX_ARCHIVE_BYTES:
             deposit_reject(
@@ -342,7 +344,9 @@ def _carry_on(
             )
             return
         try:
-            copy_problem = _check_and_seal(deposit, body, recipients, _Lease(deposit, owner), copy)
+            copy_problem, holds_recipe = _check_and_seal(
+                deposit, body, recipients, _Lease(deposit, owner), copy
+            )
         except LeaseLost:
             logger.warning("deposit #%s was taken over while this upload worked on it", deposit.pk)
             deposit.refresh_from_db()
@@ -355,6 +359,7 @@ def _carry_on(
             just_written=written,
             verify_copy=copy if written else None,
             copy_problem=copy_problem,
+            archive_holds_recipe=holds_recipe,
         )
 
 
@@ -364,18 +369,21 @@ def _check_and_seal(
     recipients: list[age.PublicRecipient],
     lease: _Lease,
     copy: Path | None = None,
-) -> str:
+) -> tuple[str, bool]:
     """Receive, check and seal in one pass under ``lease`` (vault.one_pass): the body
     is read once, and its ciphertext goes straight into a pending object in the primary
     site, committed only if the archive was accepted. The intake folder holds only the
     lease marker, and for a zip the spooled plaintext; neither outlives this call. With
     ``copy``, the accepted plaintext is kept there for build verification unless the
-    deposit did not reach ``sealed``; returns why no copy was kept, or ``""``."""
+    deposit did not reach ``sealed``. Returns why no copy was kept (or ``""``), and
+    whether the archive may hold a build recipe (``vault.build_recipe.holds_recipe_file``
+    over the inspected members' names)."""
     spool = _intake_file(deposit, lease.owner, "plain")
     marker = _intake_file(deposit, lease.owner, "lease")
     attempt = lease_token(lease.owner)
     described: dict[str, Any] = {}
     copy_problem = ""
+    holds_recipe = True
 
     def describe(report: ArchiveReport) -> None:
         described["manifest"] = build_manifest(
@@ -405,6 +413,7 @@ def _check_and_seal(
             copy=copy,
         )
         copy_problem = sealed.copy_problem
+        holds_recipe = holds_recipe_file(member.path for member in sealed.report.members)
         logger.info(
             "one-pass timings %s",
             json.dumps(
@@ -468,7 +477,7 @@ def _check_and_seal(
         marker.unlink(missing_ok=True)
         if copy is not None and deposit.state != DepositState.SEALED:
             copy.unlink(missing_ok=True)
-    return copy_problem
+    return copy_problem, holds_recipe
 
 
 def _record_sealed(
@@ -556,6 +565,7 @@ def deposit_store_sealed(
     just_written: bool = False,
     verify_copy: Path | None = None,
     copy_problem: str = "",
+    archive_holds_recipe: bool = True,
 ) -> Deposit:
     """Store a sealed deposit, on any machine: check the sealed file and manifest that
     sealing put in the primary site, put the signature, record the three copies and
@@ -568,7 +578,9 @@ def deposit_store_sealed(
     Once stored, its build verification is recorded in the same transaction (with
     ``ESCROW_VERIFY_ENABLED``): from ``verify_copy``, the intake copy the receiving
     process kept, queued for after the answer on this machine; without one (stored
-    by another process) ``interrupted``, ``copy_problem`` saying why if known."""
+    by another process) ``interrupted``, ``copy_problem`` saying why if known; with
+    neither a recipe file in the archive (``archive_holds_recipe``) nor one set for the
+    product, ``no_recipe`` at once (``verification_open``)."""
     owner = lease_owner or lease_owner_new()
     if not deposit_lease_take(deposit=deposit, owner=owner):
         return deposit
@@ -634,11 +646,17 @@ def deposit_store_sealed(
             "escrow.deposit_replicate_copies", after_answer=True, deposit_id=deposit.pk
         )
         if settings.ESCROW_VERIFY_ENABLED:
-            _verification_open(deposit, owner, verify_copy, copy_problem)
+            _verification_open(deposit, owner, verify_copy, copy_problem, archive_holds_recipe)
     return deposit
 
 
-def _verification_open(deposit: Deposit, owner: str, copy: Path | None, copy_problem: str) -> None:
+def _verification_open(
+    deposit: Deposit,
+    owner: str,
+    copy: Path | None,
+    copy_problem: str,
+    archive_holds_recipe: bool,
+) -> None:
     """Record the stored deposit's build verification and queue its build, after the
     answer, on this machine's verification queue (verification.routing)."""
     has_copy = copy is not None and copy.is_file()
@@ -648,6 +666,7 @@ def _verification_open(deposit: Deposit, owner: str, copy: Path | None, copy_pro
         lease_owner=owner,
         has_copy=has_copy,
         problem=copy_problem,
+        archive_holds_recipe=archive_holds_recipe,
     )
     if queue_it:
         enqueue_on_commit(

@@ -15,6 +15,7 @@ from vault.build_recipe import (
     RECIPE_FILE,
     Recipe,
     RecipeError,
+    holds_recipe_file,
     parse_recipe,
     parse_version_spec,
 )
@@ -207,3 +208,25 @@ def test_every_example_in_the_documentation_parses() -> None:
     assert len(examples) == 4
     for example in examples:
         assert parse_recipe(example).artefacts
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["escrow.toml"], True),
+        (["./escrow.toml"], True),
+        (["ledger-1.0/escrow.toml", "ledger-1.0/src/main.c"], True),
+        (["ledger-1.0\\escrow.toml"], True),  # a Windows separator in a zip
+        (["ledger-1.0/./escrow.toml"], True),
+        (["escrow.toml/"], True),  # only names are looked at: the build judges what it is
+        (["ledger-1.0/src/escrow.toml"], False),  # too deep to be at a source root
+        (["escrow.toml.bak", "notescrow.toml", "ESCROW.TOML"], False),
+        (["", ".", "./"], False),
+        ([], False),
+    ],
+)
+def test_holds_recipe_file_answers_from_names_where_a_source_root_can_be(
+    names: list[str], expected: bool
+) -> None:
+    assert holds_recipe_file(names) is expected
+    assert holds_recipe_file(iter(names)) is expected  # any iterable, read once

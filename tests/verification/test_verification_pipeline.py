@@ -249,11 +249,65 @@ def test_an_archive_without_a_recipe_is_no_recipe_with_a_hint_and_nothing_is_bui
     assert record.state == VerificationState.NO_RECIPE
     assert record.badge_label == "No build recipe"
     assert "escrow.toml" in record.problem and "docs/verification.md" in record.problem
-    assert record.exit_code is None and record.started_at is not None
+    assert "build-recipe" in record.problem  # where the pipeline sets the product's recipe
+    # The inspection saw no recipe file, so nothing was queued: no build started.
+    assert record.exit_code is None and record.started_at is None
+    assert record.finished_at is not None and record.lease_until is None
+    assert verification_actions() == ["buildverification.open", "buildverification.find_no_recipe"]
     assert intake_files(settings) == []
     assert mail.outbox == []
     shown = pipeline.get(deposit.pk).json()["verification"]
     assert shown["state"] == "no_recipe" and "escrow.toml" in shown["problem"]
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_no_recipe_is_known_when_the_pass_ends_and_the_copy_never_outlives_the_request(
+    pipeline: Any, settings: Any, django_capture_on_commit_callbacks: Any, kind: str
+) -> None:
+    """The intake's inspection already lists every member: with no escrow.toml where a
+    source root can be and no recipe for the product, the verification is recorded
+    ``no_recipe`` in the transaction that stores the deposit, and the plaintext copy is
+    gone before anything runs after the answer (nothing reads it again)."""
+    files = {"ledger-1.0/README": b"no recipe here\n", "ledger-1.0/src/escrow.toml": b"deep\n"}
+    body = archives.tar(files) if kind == "tar" else archives.zip_bytes(files)
+    with django_capture_on_commit_callbacks(execute=False) as after_commit:
+        response = pipeline.put("1.0.0", body)
+        assert response.status_code in (200, 202), response.content
+        # Before any task queued for after the answer has run:
+        record = BuildVerification.objects.get(deposit_id=response.json()["id"])
+        assert record.state == VerificationState.NO_RECIPE
+        assert intake_files(settings) == []
+    assert after_commit  # replication was queued; no build was
+    assert verification_actions() == ["buildverification.open", "buildverification.find_no_recipe"]
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"escrow.toml": b"[build]\n"},  # at the root
+        {"ledger-1.0/escrow.toml": b"[build]\n", "ledger-1.0/a.c": b""},  # one folder down
+    ],
+    ids=["root", "top-folder"],
+)
+def test_a_recipe_file_where_a_source_root_can_be_keeps_the_copy_for_the_build(
+    pipeline: Any, settings: Any, files: dict[str, bytes]
+) -> None:
+    """A recipe file the inspection saw sends the deposit to the build, which judges it
+    (here it is broken: ``[build]`` without a command) after unpacking."""
+    deposit = deposited(pipeline, archives.tar_gz(files))
+    record = BuildVerification.objects.get(deposit_id=deposit.pk)
+    assert record.state == VerificationState.NO_RECIPE
+    assert "command" in record.problem  # the recipe was read: the build stage judged it
+    assert "buildverification.start" in verification_actions()
+    assert intake_files(settings) == []
+
+
+def verification_actions() -> list[str]:
+    return list(
+        AuditEntry.objects.filter(object_type="verification.BuildVerification")
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
 
 
 def test_a_broken_recipe_in_the_archive_is_no_recipe_naming_the_field(

@@ -170,11 +170,11 @@ def test_a_deposit_whose_receiver_died_after_sealing_is_stored_elsewhere_and_not
         product=product, version="1.0.0", archive_sha256=archives.sha256(body), lease_owner=owner
     )
     copy = verification_copy_path(deposit.pk, lease_token(owner))
-    problem = intake._check_and_seal(
+    problem, holds_recipe = intake._check_and_seal(
         deposit, io.BytesIO(body), seal_recipients(), intake._Lease(deposit, owner), copy
     )
     deposit.refresh_from_db()
-    assert (deposit.state, problem) == ("sealed", "")
+    assert (deposit.state, problem, holds_recipe) == ("sealed", "", True)
     assert copy.is_file()  # the dead process's plaintext
 
     after = timezone.now() + timedelta(seconds=settings.ESCROW_DEPOSIT_LEASE_SECONDS + 1)
