@@ -429,10 +429,20 @@ class WebServer:
     logger prints to standard error) goes to ``logs``, read back for the intake's
     ``one-pass timings`` line."""
 
-    def __init__(self, escrow: EscrowEnv, logs: Path, *, server: str = "gunicorn") -> None:
+    def __init__(
+        self,
+        escrow: EscrowEnv,
+        logs: Path,
+        *,
+        server: str = "gunicorn",
+        settings: dict[str, str] | None = None,
+    ) -> None:
         """``server`` is ``gunicorn`` (as in production) or ``runserver`` (as ``make run``
-        serves the embedded default: Django's development server, one process)."""
+        serves the embedded default: Django's development server, one process).
+        ``settings`` are environment variables set for the server on top of the
+        installation's (say ``ESCROW_VERIFY_ENABLED``)."""
         self.escrow = escrow
+        self.settings = dict(settings or {})
         self.logs = logs
         self.server = server
         self.port = _free_port()
@@ -472,7 +482,7 @@ class WebServer:
             self._process = subprocess.Popen(
                 self.argv,
                 cwd=REPO,
-                env=self.escrow.env,
+                env=self.escrow.env | self.settings,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,

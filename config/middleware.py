@@ -10,7 +10,7 @@ from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponseBase
 
 from records.links import request_origin
-from records.queue import run_after_answer, tasks_after_answer
+from records.queue import calls_after_answer, run_after_answer, tasks_after_answer
 
 
 class NoStoreMiddleware:
@@ -70,14 +70,16 @@ class TasksAfterAnswerMiddleware:
     queues for after its answer (``enqueue(..., after_answer=True)``) run in the same
     process once the answer has been sent: a deposit is answered when it is ``stored``,
     and replicated after, as a Celery worker would do it. If the process dies first, the
-    deposit's lease runs out and the sweeper queues the work again. With a broker this
-    does nothing."""
+    deposit's lease runs out and the sweeper queues the work again. With a broker or
+    without, local calls handed to ``records.queue.call_after_answer`` (clean-up the
+    answer must not wait for) run there too."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
         request_finished.connect(run_after_answer, dispatch_uid="records.queue.run_after_answer")
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        calls_after_answer()
         if current_app.conf.task_always_eager:
             tasks_after_answer()
         return self.get_response(request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
@@ -82,10 +83,43 @@ def tasks_after_answer() -> None:
     _answering.deferred = []
 
 
+def calls_after_answer() -> None:
+    """Calls handed to ``call_after_answer`` from now on in this thread wait until
+    ``run_after_answer``: the web request being served (with a broker or without) has
+    sent its answer."""
+    _answering.calls = []
+
+
+def call_after_answer(function: Callable[[], object]) -> None:
+    """Call ``function`` in this process once the answer of the web request being
+    served is out; outside a request, now. For local clean-up the answer must not wait
+    for, such as removing a gigabyte's intake copy (a quarter of a second's unlink
+    here). If the process dies first, nothing else runs it: use it only for what
+    something else also catches (the sweeper and the start-up clean-up remove intake
+    files no live lease holds). A failure is logged, never raised."""
+    calls: list[Callable[[], object]] | None = getattr(_answering, "calls", None)
+    if calls is not None:
+        calls.append(function)
+        return
+    _call_logged(function)
+
+
+def _call_logged(function: Callable[[], object]) -> None:
+    try:
+        function()
+    except Exception:
+        logger.exception("%r failed after the answer", function)
+
+
 def run_after_answer(**_signal: Any) -> None:
-    """Run the tasks held back by ``tasks_after_answer``, each on its own: one failing
-    (recorded and mailed by ``enqueue``, as always) never keeps the next from running.
-    Connected to ``request_finished``, which the server sends once the answer is out."""
+    """Run the calls held back by ``call_after_answer``, then the tasks held back by
+    ``tasks_after_answer``, each on its own: one failing (recorded and mailed by
+    ``enqueue``, as always) never keeps the next from running. Connected to
+    ``request_finished``, which the server sends once the answer is out."""
+    calls: list[Callable[[], object]] | None = getattr(_answering, "calls", None)
+    _answering.calls = None
+    for function in calls or ():
+        _call_logged(function)
     deferred: list[tuple[str, dict[str, Any]]] | None = getattr(_answering, "deferred", None)
     _answering.deferred = None
     for task_name, kwargs in deferred or ():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -64,7 +65,7 @@ from escrow.services.deposits import (
     lease_token,
 )
 from escrow.services.recipients import seal_recipients
-from records.queue import enqueue_on_commit
+from records.queue import call_after_answer, enqueue_on_commit
 from vault import age
 from vault.archive import ArchiveLimits, ArchiveRejected, ArchiveReport
 from vault.build_recipe import holds_recipe_file
@@ -309,9 +310,11 @@ def deposit_receive(
     try:
         _carry_on(deposit, step, owner, body, content_length, recipients, copy)
     finally:
-        # The intake copy stays only with the verification that holds it.
+        # The intake copy stays only with the verification that holds it. Removing a
+        # large file takes a while, so it is removed once the answer is out; if this
+        # process dies first, the sweeper removes it (no live lease holds it).
         if copy is not None and copy.exists() and not _copy_held(deposit, owner):
-            copy.unlink(missing_ok=True)
+            call_after_answer(functools.partial(copy.unlink, missing_ok=True))
     return Received(deposit, outcome)
 
 

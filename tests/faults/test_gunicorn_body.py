@@ -20,6 +20,7 @@ from tests.faults.conftest import (
     wait_for,
 )
 from vault.site_clients import all_sites
+from verification.models import BuildVerification
 
 
 def test_a_deposit_through_gunicorn_is_read_from_its_socket_and_stored_whole(
@@ -39,6 +40,29 @@ def test_a_deposit_through_gunicorn_is_read_from_its_socket_and_stored_whole(
     assert '"body": "SocketBody"' in server.log.read_text(), "gunicorn's own reader was used"
     replicated_after_answer(deposit, server)
     assert missing_copies(deposit) == []
+
+
+def test_with_build_verification_a_deposit_with_no_recipe_leaves_no_plaintext(
+    world: World,
+) -> None:
+    """The pass writes the intake copy for build verification; with no recipe in the
+    archive or for the product, the worker records ``no_recipe`` when it stores the
+    deposit and removes the copy itself once the answer is out
+    (records.queue.call_after_answer): no build runs and nothing is left behind."""
+    world.extra_env["ESCROW_VERIFY_ENABLED"] = "true"
+    server = world.gunicorn()
+    body = archive_of(3 * 1024 * 1024, seed="no recipe")
+    answer = world.put(server, "3.0.0", body)
+
+    assert answer.status == 202, answer
+    record = BuildVerification.objects.get(deposit_id=answer.body["id"])
+    assert (record.state, record.started_at) == ("no_recipe", None)
+    wait_for(
+        lambda: plaintext_left(world.intake) == [],
+        timeout=30,
+        message=lambda: f"plaintext left in the intake: {plaintext_left(world.intake)}",
+    )
+    replicated_after_answer(Deposit.objects.get(pk=answer.body["id"]), server)
 
 
 def test_a_client_gone_halfway_through_gunicorn_leaves_no_object_and_no_plaintext(

@@ -266,8 +266,9 @@ def test_no_recipe_is_known_when_the_pass_ends_and_the_copy_never_outlives_the_r
 ) -> None:
     """The intake's inspection already lists every member: with no escrow.toml where a
     source root can be and no recipe for the product, the verification is recorded
-    ``no_recipe`` in the transaction that stores the deposit, and the plaintext copy is
-    gone before anything runs after the answer (nothing reads it again)."""
+    ``no_recipe`` in the transaction that stores the deposit, no build is queued, and
+    the plaintext copy is removed as soon as the answer is out (nothing reads it
+    again)."""
     files = {"ledger-1.0/README": b"no recipe here\n", "ledger-1.0/src/escrow.toml": b"deep\n"}
     body = archives.tar(files) if kind == "tar" else archives.zip_bytes(files)
     with django_capture_on_commit_callbacks(execute=False) as after_commit:
