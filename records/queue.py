@@ -86,8 +86,12 @@ def tasks_after_answer() -> None:
 def calls_after_answer() -> None:
     """Calls handed to ``call_after_answer`` from now on in this thread wait until
     ``run_after_answer``: the web request being served (with a broker or without) has
-    sent its answer."""
+    sent its answer. Calls an earlier request left waiting (its server never reported
+    its answer out) run first, so none is dropped."""
+    left: list[Callable[[], object]] | None = getattr(_answering, "calls", None)
     _answering.calls = []
+    for function in left or ():
+        _call_logged(function)
 
 
 def call_after_answer(function: Callable[[], object]) -> None:

@@ -35,10 +35,10 @@ from verification.models import (
 )
 
 NO_RECIPE_HINT = (
-    "No build recipe: the archive has no escrow.toml at its root and the product has no "
-    "recipe. Add escrow.toml to the archive (a [build] table with command and artefacts; "
-    "see docs/verification.md), or have the pipeline set the product's recipe "
-    "(PUT /api/v1/products/<slug>/build-recipe)."
+    "No build recipe: the archive has no escrow.toml at its root (or in its only top "
+    "folder) and the product has no recipe. Add escrow.toml to the archive (a [build] "
+    "table with command and artefacts; see docs/verification.md), or have the pipeline "
+    "set the product's recipe (PUT /api/v1/products/<slug>/build-recipe)."
 )
 
 INTERRUPTED_NO_COPY = (
@@ -89,10 +89,10 @@ def verification_open(
     written: ``problem``). ``no_recipe`` at once, with nothing queued and the copy to
     be removed, when the inspection found no recipe file where one could be
     (``archive_holds_recipe`` false, see ``vault.build_recipe.holds_recipe_file``) and
-    the product has no recipe either: nothing would be built, so the plaintext is not
-    kept, nor read again, to learn that. The copy's modification time becomes the lease's expiry. A
-    deposit stored again (a retry) keeps its first record, and nothing is queued.
-    Returns ``(record, queue_it)``."""
+    the product has no recipe either: nothing would be built, so the plaintext is
+    neither kept nor read again to learn that. The copy's modification time becomes
+    the lease's expiry. A deposit stored again (a retry) keeps its first record, and
+    nothing is queued. Returns ``(record, queue_it)``."""
     now = now or timezone.now()
     existing = BuildVerification.objects.filter(deposit_id=deposit_id).first()
     if existing is not None:

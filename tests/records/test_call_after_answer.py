@@ -86,3 +86,21 @@ def test_calls_held_by_one_request_never_leak_into_the_next(db: None) -> None:
     events.clear()
     queue.call_after_answer(lambda: events.append("outside, after a request"))
     assert events == ["outside, after a request"]
+
+
+def test_calls_an_unfinished_request_left_run_when_the_next_one_starts(db: None) -> None:
+    """A server that never reported an answer out leaves its calls waiting in the
+    thread: the next request runs them before it starts, rather than dropping them."""
+    middleware = TasksAfterAnswerMiddleware(view)
+    middleware(RequestFactory().get("/after-answer/"))  # request_finished never sent
+    assert events == ["view answered"]
+    middleware(RequestFactory().get("/after-answer/"))
+    assert events == [
+        "view answered",
+        "first call",
+        "failing call",
+        "second call",
+        "view answered",
+    ]
+    request_finished.send(sender=None)
+    assert events[5:] == ["first call", "failing call", "second call"]
