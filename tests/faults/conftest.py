@@ -454,8 +454,11 @@ def plaintext_left(intake: Path) -> list[str]:
     for path in sorted(intake.rglob("*")):
         if not path.is_file():
             continue
-        with path.open("rb") as file:
-            head = file.read(len(AGE_HEADER))
+        try:
+            with path.open("rb") as file:
+                head = file.read(len(AGE_HEADER))
+        except FileNotFoundError:
+            continue  # removed since it was listed (a worker's clean-up after its answer)
         if head != AGE_HEADER or "partial" in path.name:
             left.append(f"{path.relative_to(intake)} ({path.stat().st_size} bytes)")
     return left
