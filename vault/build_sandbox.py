@@ -79,10 +79,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from isal import igzip
 
-from vault.archive_streams import DECOMPRESSION_ERRORS
-from vault.build_recipe import Recipe, holds_recipe_file, parse_version_spec
+from vault.build_recipe import Recipe, parse_version_spec
 
 __all__ = [
     "Artefact",
@@ -213,46 +211,6 @@ class BuildResult:
 
 
 # --- the source ------------------------------------------------------------------------
-
-
-#: What an archive that cannot be read raises while its member names are listed.
-UNREADABLE: tuple[type[Exception], ...] = (
-    tarfile.TarError,
-    zipfile.BadZipFile,
-    ValueError,
-    *DECOMPRESSION_ERRORS,
-)
-
-
-def may_hold_recipe(archive: Path, name: str = "escrow.toml") -> bool:
-    """Whether the archive has a member called ``name`` at its root or one folder down
-    (where ``unpack_source``'s source root can be), read without unpacking anything.
-
-    A deposit without a recipe (and none set for its product) then needs no unpacking
-    at all: its plaintext is not written a second time just to learn that. Anything
-    this cannot read answers True, so ``unpack_source`` judges it as before."""
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as opened:
-                names = opened.namelist()
-        elif _starts_with(archive, b"\x1f\x8b"):
-            # ISA-L inflates about three times as fast as zlib (as the inspection does).
-            with (
-                igzip.open(archive, "rb") as inflated,
-                tarfile.open(fileobj=inflated, mode="r|") as streamed,
-            ):
-                names = [member.name for member in streamed]
-        else:
-            with tarfile.open(archive, mode="r|*") as streamed:
-                names = [member.name for member in streamed]
-    except UNREADABLE:
-        return True
-    return holds_recipe_file(names, name)
-
-
-def _starts_with(path: Path, magic: bytes) -> bool:
-    with path.open("rb") as file:
-        return file.read(len(magic)) == magic
 
 
 def unpack_source(archive: Path, dest: Path) -> Path:

@@ -39,7 +39,6 @@ from vault.build_sandbox import (
     SandboxError,
     SandboxLimits,
     UnpackError,
-    may_hold_recipe,
     remove_tree,
     run_build,
     unpack_source,
@@ -143,10 +142,8 @@ def _verify(verification: BuildVerification, copy: Path, scratch: Path) -> Build
                 "the build was to start."
             ),
         )
-    has_product_recipe = ProductBuildRecipe.objects.filter(product=deposit.product).exists()
-    if not has_product_recipe and not may_hold_recipe(copy, RECIPE_FILE):
-        # Nothing to build with: no need to unpack the plaintext a second time to learn it.
-        return verification_no_recipe(verification=verification, problem=NO_RECIPE_HINT)
+    # A deposit with no recipe anywhere never gets here: the intake recorded it
+    # no_recipe from its inspection's member names (verification_open).
     scratch.mkdir(mode=0o700)
     try:
         source_root = unpack_source(copy, scratch / "src")

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests import archives
 from tests.conftest import skip_or_fail
 from tests.parallel import uid_range_base
 from vault import build_sandbox
@@ -788,31 +787,3 @@ def test_sandbox_available_names_what_is_missing(monkeypatch: pytest.MonkeyPatch
     assert sandbox_available() == (
         "bwrap is not installed (Debian packages bubblewrap, util-linux)"
     )
-
-
-@pytest.mark.parametrize(
-    ("names", "expected"),
-    [
-        (["escrow.toml", "src/main.c"], True),
-        (["./escrow.toml"], True),
-        (["ledger-1.0/escrow.toml", "ledger-1.0/src/main.c"], True),
-        (["ledger-1.0/src/escrow.toml", "ledger-1.0/src/main.c"], False),  # too deep
-        (["ledger-1.0/README", "ledger-1.0/src/main.c"], False),
-        (["escrow.toml.bak", "notescrow.toml"], False),
-    ],
-)
-@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
-def test_may_hold_recipe_looks_where_the_source_root_can_be_without_unpacking(
-    tmp_path: Path, names: list[str], expected: bool, kind: str
-) -> None:
-    files = {name: b"[build]\n" for name in names}
-    archive = tmp_path / f"source.{kind}"
-    archive.write_bytes(archives.tar_gz(files) if kind == "tar.gz" else archives.zip_bytes(files))
-    assert build_sandbox.may_hold_recipe(archive) is expected
-    assert list(tmp_path.iterdir()) == [archive]  # nothing was unpacked
-
-
-def test_may_hold_recipe_leaves_what_it_cannot_read_to_unpack_source(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.tar.gz"
-    broken.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
-    assert build_sandbox.may_hold_recipe(broken) is True
